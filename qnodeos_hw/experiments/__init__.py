@@ -1,0 +1,1 @@
+"""The paper's demonstrations, calibrations, analysis and plots."""

@@ -1,0 +1,1 @@
+"""QDrivers: NetQASM quantum instructions -> physical instructions -> platform codes."""

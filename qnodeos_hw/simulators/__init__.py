@@ -1,0 +1,2 @@
+"""Simulated backends that implement the vendors' own API surfaces, and the qubit
+physics behind them."""
