@@ -1,0 +1,643 @@
+"""A simulated Zurich Instruments HDAWG that sits *under* zhinst-toolkit.
+
+:class:`SimulatedHDAWGConnection` has the surface of ``zhinst.core.ziDAQServer``
+that zhinst-toolkit uses (``get``/``set``/``getInt``/``setVector``/``syncSetInt``/
+``listNodesJSON``/``connectDevice`` ...). Pass it as
+``zhinst.toolkit.Session(host, port, connection=conn)``: the real toolkit ``HDAWG``
+class and our QCoDeS driver then run unchanged.
+
+What the device does with what it receives:
+
+* ``awgs/n/elf/data``: the ELF compiled by the vendor compiler (``zhinst.core.
+  compile_seqc``, run by the toolkit). The sim reads its sections: waveform
+  descriptors (``.waveforms``), embedded waveform data (``.wf_*``; placeholders
+  are zero) and the SeqC source (``.c``) from which :class:`ProgramModel` tells
+  whether the program executes command-table entries selected by DIO codewords
+  and whether it plays a DD idle loop between them.
+* ``awgs/n/waveform/waves/i``: native AWG vectors, checked against the
+  descriptor of slot ``i`` (assigned, same channel count and length).
+* ``awgs/n/commandtable/data``: JSON checked against the HDAWG schema with the
+  toolkit's own :class:`~zhinst.toolkit.CommandTable`.
+* :meth:`SimulatedHDAWGConnection.dio_input` (the DIO "cable" from the
+  controller): on a valid codeword the core plays command-table entry
+  ``(dio >> shift) & mask``: the entry's samples (waveform x entry amplitude x
+  output amplitude, zero when the output is off) go to
+  :meth:`NVQubitBackend.play_mw`, DD idling stops for the entry and resumes
+  after it (:meth:`NVQubitBackend.set_dd`). Each play is recorded with virtual
+  time stamps (:attr:`SimulatedHDAWGConnection.played`).
+
+What a real HDAWG refuses is a typed :class:`HDAWGSimError`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import io
+import json
+import re
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zhinst.toolkit
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+from zhinst.toolkit import CommandTable
+from zhinst.toolkit.exceptions import ValidationError
+from zhinst.utils import parse_awg_waveform
+
+from ..qdevice.clock import Clock
+from .hdawg_nodes import SIGOUT_RANGES_V, hdawg_nodedoc, wave_node_info, zi_nodedoc
+from .qubit_backend import NVQubitBackend
+
+_CT_SCHEMA_PATH = Path(zhinst.toolkit.__file__).parent / "resources" / "ct_schema_hdawg.json"
+_N_CHANNELS = {"HDAWG8": 8, "HDAWG4": 4}
+_MIN_CLOCK_HZ, _MAX_CLOCK_HZ = 100e6, 2.4e9
+
+
+# -- errors ----------------------------------------------------------------------------
+
+class HDAWGSimError(RuntimeError):
+    """Something a real HDAWG would refuse (base class). ``zhinst.core`` reports
+    refusals as ``RuntimeError`` too, so callers catch the same family."""
+
+
+class NodeError(HDAWGSimError, KeyError):
+    """The node path does not exist on this device, or is read-only."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class ValueRefusedError(HDAWGSimError, ValueError):
+    """A node value outside what the device accepts (names the node and value)."""
+
+
+class ProgramNotLoadedError(HDAWGSimError):
+    """A codeword, waveform or enable reached an AWG core with no program loaded."""
+
+
+class SequencerNotEnabledError(HDAWGSimError):
+    """A DIO codeword arrived while the core's sequencer is not running."""
+
+
+class UnknownCodewordError(HDAWGSimError):
+    """The codeword selects a command-table entry that is not defined."""
+
+
+class ProgramIgnoresDIOError(HDAWGSimError):
+    """The loaded program does not execute table entries from DIO codewords."""
+
+
+class WaveformUploadError(HDAWGSimError, ValueError):
+    """A waveform upload does not match the loaded program's slot (index/length)."""
+
+
+class CommandTableError(HDAWGSimError, ValueError):
+    """A command table that the device rejects (schema, or missing waveform)."""
+
+
+class ElfError(HDAWGSimError, ValueError):
+    """The uploaded sequencer program is not a valid ELF of the vendor compiler."""
+
+
+# -- records -----------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class PlayRecord:
+    """One command-table entry played: virtual times in ns, samples at ``sample_rate_hz``."""
+
+    t_start_ns: int
+    t_end_ns: int
+    core: int
+    codeword: int
+    table_index: int
+    wave_index: int
+    n_samples: int
+
+
+@dataclass(frozen=True, slots=True)
+class DDRecord:
+    """The DD idle loop started (``on``) or stopped at ``t_ns``."""
+
+    t_ns: int
+    core: int
+    on: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramModel:
+    """What the simulator needs to know about a SeqC program (read from its source).
+
+    ``dio_table``: the program executes the table entry selected by the DIO
+    codeword (``executeTableEntry(getDIO...())``). ``dd_idle``: between
+    codewords it keeps playing (a DD idle loop: any other ``playWave`` /
+    ``executeTableEntry`` inside the main loop).
+    """
+
+    dio_table: bool
+    dd_idle: bool
+
+    @classmethod
+    def from_source(cls, source: str) -> "ProgramModel":
+        code = re.sub(r"//[^\n]*|/\*.*?\*/", "", source, flags=re.S)
+        dio_table = bool(re.search(r"executeTableEntry\s*\(\s*getDIO(Triggered)?\s*\(", code))
+        rest = re.sub(r"executeTableEntry\s*\(\s*getDIO(Triggered)?\s*\([^)]*\)[^)]*\)", "", code)
+        dd_idle = bool(re.search(r"\b(playWave|playWaveIndexed|executeTableEntry)\s*\(", rest))
+        return cls(dio_table, dd_idle)
+
+
+@dataclass(slots=True)
+class _Wave:
+    channels: int
+    length: int
+    i: np.ndarray
+    q: np.ndarray
+
+
+@dataclass(slots=True)
+class _Entry:
+    """A resolved command-table entry ready to play (cached until anything changes)."""
+
+    wave_index: int
+    i: np.ndarray
+    q: np.ndarray
+    key: tuple
+
+
+@dataclass(slots=True)
+class _Core:
+    index: int
+    program: ProgramModel | None = None
+    source: str = ""
+    descriptors: list | None = None
+    waves: dict | None = None
+    table: dict | None = None
+    busy_until_ns: int = 0
+    dd_on: bool = False
+    generation: int = 0
+
+
+def elf_sections(elf: bytes) -> dict[str, bytes | None]:
+    """Sections of a vendor-compiled ELF: name -> bytes (None for NOBITS placeholders)."""
+    try:
+        f = ELFFile(io.BytesIO(elf))
+        return {s.name: (None if s["sh_type"] == "SHT_NOBITS" else s.data())
+                for s in f.iter_sections() if s.name}
+    except (ELFError, ValueError, OSError) as exc:
+        raise ElfError(f"sequencer program is not a valid ELF: {exc}") from exc
+
+
+class SimulatedHDAWGConnection:
+    """A LabOne data server with one simulated HDAWG (see module docstring).
+
+    ``clock`` gives virtual time stamps; ``backend`` receives what is played;
+    ``qubit_of_core`` maps AWG cores to the qubit they drive (default core 0 ->
+    qubit 0); ``dio_latency_ns`` is the codeword-to-output latency;
+    ``record_limit`` bounds :attr:`played` / :attr:`dd_events`.
+    """
+
+    host = "sim-hdawg"
+    port = 8004
+
+    def __init__(self, clock: Clock, backend: NVQubitBackend | None = None, *,
+                 serial: str = "dev8001", devtype: str = "HDAWG8", options: str = "",
+                 qubit_of_core: dict[int, int] | None = None, dio_latency_ns: int = 200,
+                 record_limit: int = 100_000) -> None:
+        if devtype not in _N_CHANNELS:
+            raise ValueError(f"devtype must be one of {sorted(_N_CHANNELS)}, got {devtype!r}")
+        self.clock, self.backend = clock, backend
+        self.serial, self.devtype, self.options = serial.lower(), devtype, options
+        self.n_channels = _N_CHANNELS[devtype]
+        self.qubit_of_core = dict(qubit_of_core or {0: 0})
+        self.dio_latency_ns = int(dio_latency_ns)
+        self.played: deque[PlayRecord] = deque(maxlen=record_limit)
+        self.dd_events: deque[DDRecord] = deque(maxlen=record_limit)
+        self.connected = False
+        self.set_count = 0  # every accepted node write (tests: "nothing was sent")
+        self._doc = {**zi_nodedoc(), **hdawg_nodedoc(self.serial, self.n_channels)}
+        self._cores = [_Core(i) for i in range(self.n_channels // 2)]
+        self._entry_cache: dict[tuple[int, int], _Entry] = {}
+        self._values: dict[str, Any] = self._defaults()
+
+    # -- node store ------------------------------------------------------------------
+    def _defaults(self) -> dict[str, Any]:
+        s = f"/{self.serial}"
+        v: dict[str, Any] = {
+            "/zi/about/dataserver": "Simulated LabOne Data Server",
+            "/zi/about/version": "26.07", "/zi/about/fullversion": "26.07.0.0",
+            "/zi/about/revision": 0,
+            "/zi/devices/connected": "", "/zi/devices/visible": self.serial,
+            f"{s}/features/devtype": self.devtype, f"{s}/features/options": self.options,
+            f"{s}/features/serial": self.serial, f"{s}/system/fwrevision": 0,
+            f"{s}/system/fpgarevision": 0, f"{s}/system/clocks/sampleclock/freq": 2.4e9,
+            f"{s}/system/clocks/sampleclock/status": 0,
+            f"{s}/system/clocks/referenceclock/source": 0,
+            f"{s}/system/clocks/referenceclock/status": 0,
+            f"{s}/system/awg/channelgrouping": 0,
+            f"{s}/dios/0/mode": 0, f"{s}/dios/0/drive": 0, f"{s}/dios/0/output": 0,
+            f"{s}/dios/0/input": 0, f"{s}/dios/0/interface": 0,
+        }
+        for ch in range(self.n_channels):
+            p = f"{s}/sigouts/{ch}"
+            v.update({f"{p}/on": 0, f"{p}/range": 1.0, f"{p}/offset": 0.0, f"{p}/direct": 0,
+                      f"{p}/busy": 0})
+        for c in range(len(self._cores)):
+            p = f"{s}/awgs/{c}"
+            v.update({f"{p}/enable": 0, f"{p}/single": 0, f"{p}/ready": 0,
+                      f"{p}/elf/data": b"", f"{p}/elf/status": 0, f"{p}/elf/progress": 0.0,
+                      f"{p}/sequencer/status": 0,
+                      f"{p}/waveform/descriptors": '{"waveforms":[]}',
+                      f"{p}/commandtable/data": "", f"{p}/commandtable/status": 0,
+                      f"{p}/dio/mask/value": 0x3FF, f"{p}/dio/mask/shift": 0,
+                      f"{p}/dio/valid/index": 31, f"{p}/dio/valid/polarity": 2,
+                      f"{p}/dio/strobe/index": 30, f"{p}/dio/strobe/slope": 0})
+            for o in (0, 1):
+                v[f"{p}/outputs/{o}/amplitude"] = 1.0
+                v[f"{p}/outputs/{o}/modulation/mode"] = 0
+        return v
+
+    def _norm(self, path: str) -> str:
+        p = path.lower()
+        return p if p.startswith("/") else "/" + p
+
+    def _info(self, path: str) -> dict[str, Any] | None:
+        info = self._doc.get(path)
+        if info is None:
+            m = re.fullmatch(rf"/{self.serial}/awgs/(\d+)/waveform/waves/(\d+)", path)
+            if m and int(m.group(1)) < len(self._cores):
+                return wave_node_info(self.serial, int(m.group(1)), int(m.group(2)))
+        return info
+
+    def _read(self, path: str) -> Any:
+        p = self._norm(path)
+        if p == "/zi/devices":
+            return json.dumps({self.serial.upper(): {
+                "INTERFACE": "1GbE" if self.connected else "none", "INTERFACES": "1GbE",
+                "DEVICETYPE": self.devtype, "STATUSFLAGS": 0, "CONNECTED": self.connected}})
+        if p not in self._values:
+            if self._info(p) is not None and "/waveform/waves/" in p:
+                return self._read_wave(p)
+            raise NodeError(f"node {path} does not exist on {self.serial}")
+        return self._values[p]
+
+    def _write(self, path: str, value: Any) -> None:
+        p = self._norm(path)
+        info = self._info(p)
+        if info is None:
+            raise NodeError(f"node {path} does not exist on {self.serial}")
+        if "Write" not in info["Properties"]:
+            raise NodeError(f"node {path} is read-only")
+        if "Options" in info and isinstance(value, str):
+            value = self._enum_value(p, info, value)
+        self._apply(p, value)
+        self.set_count += 1
+
+    @staticmethod
+    def _enum_value(path: str, info: dict, value: str) -> int:
+        for k, text in info["Options"].items():
+            if re.search(rf'"{re.escape(value)}"', text):
+                return int(k)
+        raise ValueRefusedError(f"{path}: {value!r} is not one of its options "
+                                f"{list(info['Options'].values())}")
+
+    def _resolve(self, path: str) -> list[str]:
+        p = self._norm(path)
+        if any(c in p for c in "*?["):
+            return [k for k in self._values if fnmatch.fnmatchcase(k, p)]
+        return [p]
+
+    # -- side effects of writes -------------------------------------------------------
+    def _apply(self, p: str, value: Any) -> None:
+        s = f"/{self.serial}"
+        m = re.fullmatch(rf"{s}/awgs/(\d+)/(.*)", p)
+        if m:
+            core = self._cores[int(m.group(1))]
+            sub = m.group(2)
+            if sub == "elf/data":
+                return self._load_elf(core, value)
+            if sub.startswith("waveform/waves/"):
+                return self._load_wave(core, int(sub.rsplit("/", 1)[1]), value)
+            if sub == "commandtable/data":
+                return self._load_table(core, value)
+            if sub == "enable":
+                return self._set_enable(core, int(value))
+            if sub.startswith("outputs/") and sub.endswith("/amplitude"):
+                if not -1.0 <= float(value) <= 1.0:
+                    raise ValueRefusedError(f"{p}: amplitude {value} outside -1..1")
+                self._invalidate(core)
+        if p == f"{s}/system/clocks/sampleclock/freq":
+            if not _MIN_CLOCK_HZ <= float(value) <= _MAX_CLOCK_HZ:
+                raise ValueRefusedError(f"{p}: {value} Hz outside {_MIN_CLOCK_HZ:g}.."
+                                        f"{_MAX_CLOCK_HZ:g} Hz")
+            for c in self._cores:
+                self._invalidate(c)
+        if re.fullmatch(rf"{s}/sigouts/\d+/range", p):
+            if not any(abs(float(value) - r) < 1e-9 for r in SIGOUT_RANGES_V):
+                raise ValueRefusedError(f"{p}: range {value} V is not one of {SIGOUT_RANGES_V}")
+        if re.fullmatch(rf"{s}/sigouts/\d+/on", p):
+            for c in self._cores:
+                self._invalidate(c)
+        info = self._doc[p] if p in self._doc else {}
+        self._values[p] = (float(value) if info.get("Type") == "Double" else
+                           int(value) if "Integer" in info.get("Type", "") else value)
+
+    def _invalidate(self, core: _Core) -> None:
+        core.generation += 1
+        for key in [k for k in self._entry_cache if k[0] == core.index]:
+            del self._entry_cache[key]
+
+    def _core_path(self, core: _Core, sub: str) -> str:
+        return f"/{self.serial}/awgs/{core.index}/{sub}"
+
+    def _load_elf(self, core: _Core, value: Any) -> None:
+        if self._values[self._core_path(core, "enable")]:
+            raise HDAWGSimError(f"AWG core {core.index}: cannot load a program while the "
+                                "sequencer is running (disable it first)")
+        elf = bytes(np.asarray(value, dtype=np.uint8).tobytes()
+                    if not isinstance(value, (bytes, bytearray)) else value)
+        sections = elf_sections(elf)
+        if ".waveforms" not in sections or ".c" not in sections:
+            self._values[self._core_path(core, "elf/status")] = 1
+            raise ElfError(f"AWG core {core.index}: ELF lacks the vendor compiler's "
+                           ".waveforms/.c sections")
+        descriptors = json.loads(sections[".waveforms"].decode())["waveforms"]
+        waves: dict[int, _Wave] = {}
+        for idx, d in enumerate(descriptors):
+            if not int(d.get("play_config", 0)):
+                continue  # filler
+            ch, n = int(d["channels"]), int(d["length"])
+            raw = sections.get(f".wf_{d['name']}")
+            if raw is None:
+                i = q = np.zeros(n)
+            else:
+                i, q, _ = parse_awg_waveform(np.frombuffer(raw, dtype=np.uint16), channels=ch,
+                                             markers_present=d["marker_bits"] not in ("0", "0;0"))
+            waves[idx] = _Wave(ch, n, np.asarray(i, float), np.asarray(q if ch > 1 else
+                                                                         np.zeros(n), float))
+        core.source = sections[".c"].decode(errors="replace")
+        core.program = ProgramModel.from_source(core.source)
+        core.descriptors, core.waves = descriptors, waves
+        self._values[self._core_path(core, "elf/data")] = elf
+        self._values[self._core_path(core, "elf/status")] = 0
+        self._values[self._core_path(core, "elf/progress")] = 100.0
+        self._values[self._core_path(core, "ready")] = 1
+        self._values[self._core_path(core, "waveform/descriptors")] = json.dumps(
+            {"waveforms": descriptors})
+        self._invalidate(core)
+
+    def _load_wave(self, core: _Core, index: int, value: Any) -> None:
+        if core.waves is None:
+            raise ProgramNotLoadedError(f"AWG core {core.index}: waveform {index} uploaded "
+                                        "before any sequencer program")
+        if index not in core.waves:
+            raise WaveformUploadError(f"AWG core {core.index}: waveform index {index} is not "
+                                      "assigned in the loaded program")
+        w = core.waves[index]
+        raw = np.asarray(value).view(np.uint16) if np.asarray(value).dtype != np.uint16 \
+            else np.asarray(value)
+        d = core.descriptors[index]
+        markers = d["marker_bits"] not in ("0", "0;0")
+        per_sample = w.channels + (1 if markers else 0)
+        if raw.size != w.length * per_sample:
+            raise WaveformUploadError(
+                f"AWG core {core.index}: waveform {index} is {w.length} samples x "
+                f"{w.channels} channel(s) in the program, upload has {raw.size} words")
+        i, q, _ = parse_awg_waveform(raw, channels=w.channels, markers_present=markers)
+        w.i = np.asarray(i, float)
+        w.q = np.asarray(q, float) if w.channels > 1 else np.zeros(w.length)
+        self._invalidate(core)
+
+    def _read_wave(self, p: str) -> Any:
+        m = re.fullmatch(rf"/{self.serial}/awgs/(\d+)/waveform/waves/(\d+)", p)
+        core, index = self._cores[int(m.group(1))], int(m.group(2))
+        if not core.waves or index not in core.waves:
+            raise NodeError(f"node {p}: waveform {index} not assigned")
+        from zhinst.utils import convert_awg_waveform
+        w = core.waves[index]
+        return convert_awg_waveform(w.i, w.q if w.channels > 1 else None)
+
+    def _load_table(self, core: _Core, value: Any) -> None:
+        text = value if isinstance(value, str) else (
+            bytes(value).decode() if isinstance(value, (bytes, bytearray)) else str(value))
+        status = self._core_path(core, "commandtable/status")
+        try:
+            ct = CommandTable(json.loads(_CT_SCHEMA_PATH.read_text()))
+            ct.update(text)
+            doc = ct.as_dict()
+        except (ValidationError, ValueError, KeyError, TypeError) as exc:
+            self._values[status] = 8  # JSON/schema error bit, as the device reports it
+            raise CommandTableError(f"AWG core {core.index}: command table rejected: {exc}") \
+                from exc
+        core.table = {int(e["index"]): e for e in doc.get("table", [])}
+        self._values[self._core_path(core, "commandtable/data")] = text
+        self._values[status] = 1
+        self._invalidate(core)
+
+    def _set_enable(self, core: _Core, on: int) -> None:
+        path = self._core_path(core, "enable")
+        if on and core.program is None:
+            self._values[path] = 0  # the device does not start without a program
+            return
+        was = self._values[path]
+        self._values[path] = 1 if on else 0
+        if on and not was:
+            core.busy_until_ns = self.clock.now_ns()
+            self._dd(core, core.program.dd_idle, core.busy_until_ns)
+        elif not on and was:
+            self._dd(core, False, max(self.clock.now_ns(), core.busy_until_ns))
+
+    def _dd(self, core: _Core, on: bool, t_ns: int) -> None:
+        if on == core.dd_on:
+            return
+        core.dd_on = on
+        self.dd_events.append(DDRecord(t_ns, core.index, on))
+        q = self.qubit_of_core.get(core.index)
+        if self.backend is not None and q is not None:
+            self.backend.set_dd(q, on, t_ns)
+
+    # -- the DIO cable -------------------------------------------------------------------
+    def dio_input(self, word: int, t_ns: int) -> int:
+        """The controller drives the DIO inputs with ``word`` at ``t_ns``.
+
+        Every core in ``dio_codeword`` mode whose valid bit matches plays the entry
+        selected by its mask/shift. Returns the time (ns) when the last entry
+        finishes playing (``t_ns`` if nothing played).
+        """
+        s = f"/{self.serial}"
+        self._values[f"{s}/dios/0/input"] = int(word)
+        end = t_ns
+        for core in self._cores:
+            if core.index not in self.qubit_of_core:
+                continue
+            end = max(end, self._play_codeword(core, int(word), t_ns))
+        return end
+
+    def _play_codeword(self, core: _Core, word: int, t_ns: int) -> int:
+        v, base = self._values, f"/{self.serial}/awgs/{core.index}"
+        pol = v[f"{base}/dio/valid/polarity"]
+        valid = (word >> v[f"{base}/dio/valid/index"]) & 1
+        if (pol == 1 and valid) or (pol == 2 and not valid):
+            return t_ns  # not a valid codeword for this core: the AWG does not react
+        codeword = (word >> v[f"{base}/dio/mask/shift"]) & v[f"{base}/dio/mask/value"]
+        if core.program is None:
+            raise ProgramNotLoadedError(f"AWG core {core.index}: codeword {codeword} arrived "
+                                        "but no sequencer program is loaded")
+        if not v[f"{base}/enable"]:
+            raise SequencerNotEnabledError(f"AWG core {core.index}: codeword {codeword} "
+                                           "arrived while the sequencer is not enabled")
+        if not core.program.dio_table:
+            raise ProgramIgnoresDIOError(f"AWG core {core.index}: the loaded program does not "
+                                         "execute table entries from DIO codewords")
+        entry = self._entry(core, codeword)
+        n = entry.i.size
+        rate = v[f"/{self.serial}/system/clocks/sampleclock/freq"]
+        start = max(t_ns + self.dio_latency_ns, core.busy_until_ns)
+        end = start + int(round(n * 1e9 / rate))
+        self._dd(core, False, start)
+        q = self.qubit_of_core[core.index]
+        if self.backend is not None:
+            self.backend.play_mw(q, entry.key, entry.i, entry.q, rate, start)
+        self.played.append(PlayRecord(start, end, core.index, codeword, codeword,
+                                      entry.wave_index, n))
+        core.busy_until_ns = end
+        if core.program.dd_idle:
+            self._dd(core, True, end)
+        return end
+
+    def _entry(self, core: _Core, index: int) -> _Entry:
+        cached = self._entry_cache.get((core.index, index))
+        if cached is not None:
+            return cached
+        if not core.table or index not in core.table:
+            raise UnknownCodewordError(f"AWG core {core.index}: codeword {index} selects no "
+                                       "command-table entry"
+                                       + ("" if core.table else " (no command table uploaded)"))
+        e = core.table[index]
+        wf = e.get("waveform", {})
+        if "index" not in wf:
+            raise CommandTableError(f"AWG core {core.index}: table entry {index} plays no "
+                                    "waveform (playZero entries are not simulated)")
+        widx = int(wf["index"])
+        if widx not in (core.waves or {}):
+            raise CommandTableError(f"AWG core {core.index}: table entry {index} plays "
+                                    f"waveform {widx}, which the program does not assign")
+        w = core.waves[widx]
+        v, base = self._values, f"/{self.serial}"
+        a0 = float(e.get("amplitude0", {}).get("value", 1.0))
+        a1 = float(e.get("amplitude1", {}).get("value", 1.0))
+        ch0, ch1 = 2 * core.index, 2 * core.index + 1
+        g0 = v[f"{base}/awgs/{core.index}/outputs/0/amplitude"] * v[f"{base}/sigouts/{ch0}/on"]
+        g1 = v[f"{base}/awgs/{core.index}/outputs/1/amplitude"] * v[f"{base}/sigouts/{ch1}/on"]
+        i = w.i * (a0 * g0)
+        q = w.q * (a1 * g1)
+        i.setflags(write=False)
+        q.setflags(write=False)
+        ent = _Entry(widx, i, q, (self.serial, core.index, index, core.generation))
+        self._entry_cache[(core.index, index)] = ent
+        return ent
+
+    def core_busy_until_ns(self, core: int = 0) -> int:
+        """When the core finishes what it is playing (ns)."""
+        return self._cores[core].busy_until_ns
+
+    def program_source(self, core: int = 0) -> str:
+        """SeqC source of the loaded program (from the ELF), '' if none."""
+        return self._cores[core].source
+
+    # -- ziDAQServer surface ---------------------------------------------------------
+    def listNodesJSON(self, path: str, *args: Any, **kwargs: Any) -> str:  # noqa: N802
+        p = self._norm(path) if path != "*" else "*"
+        if p == "*":
+            return json.dumps(self._doc)
+        info = self._info(p)
+        if info is not None and not p.endswith("*"):
+            return json.dumps({p: info})
+        pat = p if p.endswith("*") else p + "*"
+        return json.dumps({k: i for k, i in self._doc.items() if fnmatch.fnmatchcase(k, pat)})
+
+    def listNodes(self, path: str, *args: Any, **kwargs: Any) -> list[str]:  # noqa: N802
+        pat = self._norm(path)
+        pat = pat if pat.endswith("*") else pat + "*"
+        return [i["Node"] for k, i in self._doc.items() if fnmatch.fnmatchcase(k, pat)]
+
+    def get(self, path: str, *args: Any, flat: bool = False, settingsonly: bool = True,
+            **kwargs: Any) -> dict[str, Any]:
+        out: dict[str, Any] = OrderedDict()
+        for part in str(path).split(","):
+            p = self._norm(part.strip())
+            paths = self._resolve(p) if any(c in p for c in "*?[") else (
+                [p] if p in self._values or self._info(p) else
+                [k for k in self._values if k.startswith(p + "/")])
+            for k in paths:
+                info = self._info(k) or {}
+                if settingsonly and "Setting" not in info.get("Properties", ""):
+                    continue
+                val = self._read(k)
+                ts = self.clock.now_ns()
+                if info.get("Type") == "ZIVectorData":
+                    out[k] = [{"timestamp": ts, "vector": val}]
+                else:
+                    out[k] = {"timestamp": np.array([ts]), "value": np.array([val])}
+        return out
+
+    def getInt(self, path: str) -> int:  # noqa: N802
+        return int(self._read(path))
+
+    def getDouble(self, path: str) -> float:  # noqa: N802
+        return float(self._read(path))
+
+    def getString(self, path: str) -> str:  # noqa: N802
+        return str(self._read(path))
+
+    def set(self, path: Any, value: Any = None, **kwargs: Any) -> None:
+        pairs = [(path, value)] if isinstance(path, str) else list(path)
+        for node, val in pairs:
+            targets = self._resolve(node)
+            if not targets:
+                raise NodeError(f"node {node} does not exist on {self.serial}")
+            for t in targets:
+                self._write(t, val)
+
+    def setVector(self, path: str, value: Any = None, **kwargs: Any) -> None:  # noqa: N802
+        self.set(path, value)
+
+    setInt = setDouble = setString = set  # noqa: N815
+
+    def _sync_set(self, path: str, value: Any) -> Any:
+        self.set(path, value)
+        return self._read(path)
+
+    def syncSetInt(self, path: str, value: int, **kwargs: Any) -> int:  # noqa: N802
+        return int(self._sync_set(path, value))
+
+    def syncSetDouble(self, path: str, value: float, **kwargs: Any) -> float:  # noqa: N802
+        return float(self._sync_set(path, value))
+
+    def syncSetString(self, path: str, value: str, **kwargs: Any) -> str:  # noqa: N802
+        return str(self._sync_set(path, value))
+
+    def connectDevice(self, serial: str, interface: str = "1GbE", *args: Any) -> None:  # noqa: N802
+        if serial.lower() != self.serial:
+            raise HDAWGSimError(f"device {serial} not found by the data server "
+                                f"(visible: {self.serial})")
+        self.connected = True
+        self._values["/zi/devices/connected"] = self.serial
+
+    def disconnectDevice(self, serial: str) -> None:  # noqa: N802
+        self.connected = False
+        self._values["/zi/devices/connected"] = ""
+
+    def sync(self) -> None:
+        """All sets are applied at once in the simulation."""
+
+    def subscribe(self, path: str) -> None:
+        raise HDAWGSimError("the simulated data server does not stream (subscribe)")
+
+    def unsubscribe(self, path: str) -> None:
+        """Nothing is subscribed."""
+
+    def poll(self, *args: Any, **kwargs: Any) -> dict:
+        return {}
