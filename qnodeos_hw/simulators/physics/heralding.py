@@ -1,0 +1,182 @@
+"""Heralding station between two NV nodes (single-photon protocol).
+
+Each attempt heralds with probability ``p_success``; a herald means one of the
+detectors clicked, which fixes the Bell state (``herald_bell_indices``, one per
+detector, equally likely). Bell indices follow netqasm's ``BellState`` numbering:
+
+    0 = Phi+ = (|00> + |11>)/sqrt2      1 = Psi+ = (|01> + |10>)/sqrt2
+    2 = Psi- = (|01> - |10>)/sqrt2      3 = Phi- = (|00> - |11>)/sqrt2
+
+(tensor order: first attached node, second attached node). The heralded state
+has fidelity ``fidelity`` to that Bell state: ``werner`` mixes it with white noise;
+``single_photon`` is ``(1-alpha)[(1+V)/2 |B><B| + (1-V)/2 |B'><B'|] + alpha |bright,bright>``
+with ``B'`` the phase-flipped partner, ``alpha = bright_population`` and ``V`` fixed
+by the fidelity. A failed attempt leaves both qubits fully mixed.
+
+Two ways to drive it:
+
+* threads: each node's :meth:`NVNode.entangle` calls :meth:`attempt`; the k-th
+  attempt of one node is paired with the k-th attempt of the other (a rendezvous
+  on a :class:`threading.Condition`); the first to arrive waits at most
+  ``partner_timeout_s`` (wall clock) and then raises :class:`PartnerTimeoutError`.
+* one thread (tests, scripts): :meth:`attempt_pair`.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .errors import HeraldingError, PartnerTimeoutError
+from .noise_model import HeraldingModel
+from .randomness import RandomStream
+from .state import QuantumRegistry
+
+if TYPE_CHECKING:
+    from .nv import NVNode
+
+_S = 1 / np.sqrt(2)
+BELL_STATES = {
+    0: np.array([_S, 0, 0, _S], dtype=complex),
+    1: np.array([0, _S, _S, 0], dtype=complex),
+    2: np.array([0, _S, -_S, 0], dtype=complex),
+    3: np.array([_S, 0, 0, -_S], dtype=complex),
+}
+_PHASE_PARTNER = {0: 3, 3: 0, 1: 2, 2: 1}
+BELL_NAMES = {0: "Phi+", 1: "Psi+", 2: "Psi-", 3: "Phi-"}
+
+
+def heralded_state(model: HeraldingModel, bell_index: int) -> np.ndarray:
+    """4x4 density matrix heralded with ``bell_index`` under ``model``."""
+    b = BELL_STATES[bell_index]
+    pb = np.outer(b, b.conj())
+    f = model.fidelity
+    if model.state_model == "werner":
+        return f * pb + (1 - f) / 3 * (np.eye(4) - pb)
+    alpha = model.bright_population
+    v = 2 * f / (1 - alpha) - 1
+    p = BELL_STATES[_PHASE_PARTNER[bell_index]]
+    bright = np.zeros((4, 4), dtype=complex)
+    # |bright, bright> = |00> for Psi-type heralds; for Phi-type ones it is mapped by
+    # the same local X on node B that maps Psi to Phi, i.e. |01>
+    bright[(0, 0) if bell_index in (1, 2) else (1, 1)] = 1.0
+    return (1 - alpha) * ((1 + v) / 2 * pb + (1 - v) / 2 * np.outer(p, p.conj())) + alpha * bright
+
+
+class HeraldingStation:
+    """The midpoint station shared by two NV nodes (attached in order A, B)."""
+
+    def __init__(self, model: HeraldingModel, rng: np.random.Generator,
+                 registry: QuantumRegistry, name: str = "heralding") -> None:
+        self.model = model
+        self.name = name
+        self.registry = registry
+        self.random = RandomStream(rng)
+        self._nodes: list["NVNode"] = []
+        self._states = {i: heralded_state(model, i) for i in set(model.herald_bell_indices)}
+        self._cond = threading.Condition()
+        self._next: dict[str, int] = {}
+        self._slots: dict[int, dict] = {}
+        self.attempts = 0
+        self.heralds = 0
+
+    def attach(self, node: "NVNode") -> None:
+        """Connect a node (at most two, sharing this station's registry)."""
+        if node.registry is not self.registry:
+            raise HeraldingError(f"node '{node.name}' uses a different QuantumRegistry than "
+                                 f"station '{self.name}'")
+        if any(n.name == node.name for n in self._nodes):
+            raise HeraldingError(f"node '{node.name}' is already attached to '{self.name}'")
+        if len(self._nodes) == 2:
+            raise HeraldingError(f"station '{self.name}' already connects "
+                                 f"{self._nodes[0].name} and {self._nodes[1].name}")
+        self._nodes.append(node)
+        self._next[node.name] = 0
+        node.station = self
+
+    @property
+    def node_names(self) -> tuple[str, ...]:
+        """Names of the attached nodes, in tensor order."""
+        return tuple(n.name for n in self._nodes)
+
+    def _node(self, name: str) -> "NVNode":
+        for n in self._nodes:
+            if n.name == name:
+                return n
+        raise HeraldingError(f"node '{name}' is not attached to station '{self.name}' "
+                             f"(attached: {self.node_names})")
+
+    def partner_of(self, name: str) -> str:
+        """Name of the other node."""
+        self._node(name)
+        if len(self._nodes) < 2:
+            raise HeraldingError(f"station '{self.name}' has no partner for '{name}' yet")
+        return next(n.name for n in self._nodes if n.name != name)
+
+    # --------------------------------------------------------------- resolution
+    def _resolve(self, arrivals: dict[str, tuple[int, int]]) -> tuple[bool, int]:
+        (na, (qa, ta)), (nb, (qb, tb)) = [(n.name, arrivals[n.name]) for n in self._nodes]
+        skew = self.model.max_skew_ns
+        if skew is not None and abs(ta - tb) > skew:
+            raise HeraldingError(f"paired attempts of '{na}' at {ta} ns and '{nb}' at {tb} ns "
+                                 f"differ by more than max_skew_ns={skew}")
+        self.attempts += 1
+        ka, kb = (na, qa), (nb, qb)
+        if self.random.uniform() < self.model.p_success:
+            idx = self.model.herald_bell_indices
+            bell = idx[min(int(self.random.uniform() * len(idx)), len(idx) - 1)]
+            self.registry.set_joint_state([ka, kb], self._states[bell])
+            self.heralds += 1
+            return True, bell
+        with self.registry.lock:
+            self.registry.reset(ka, (0.0, 0.0, 0.0))
+            self.registry.reset(kb, (0.0, 0.0, 0.0))
+        return False, 0
+
+    # ------------------------------------------------------------ single thread
+    def attempt_pair(self, node_a: "NVNode", qa: int, node_b: "NVNode", qb: int, t_ns: int,
+                     t_b_ns: int | None = None) -> tuple[bool, int]:
+        """One attempt of both nodes from one thread (``node_b`` at ``t_b_ns``, default
+        ``t_ns``). Returns (heralded, bell_index); the nodes' qubits are ready at
+        ``t + attempt_duration_ns``. Does not touch the threaded attempt counters."""
+        tb = t_ns if t_b_ns is None else t_b_ns
+        if {node_a.name, node_b.name} != set(self.node_names) or node_a.name == node_b.name:
+            raise HeraldingError(f"attempt_pair needs the two attached nodes {self.node_names}, "
+                                 f"got '{node_a.name}' and '{node_b.name}'")
+        node_a._prepare_attempt(qa, t_ns)
+        node_b._prepare_attempt(qb, tb)
+        result = self._resolve({node_a.name: (qa, t_ns), node_b.name: (qb, tb)})
+        node_a._finish_attempt(qa, t_ns)
+        node_b._finish_attempt(qb, tb)
+        return result
+
+    # ---------------------------------------------------------------- threaded
+    def attempt(self, node: str, qubit: int, t_ns: int) -> tuple[bool, int]:
+        """One attempt of ``node`` (called from that node's thread); blocks until the
+        partner's attempt with the same number. Returns (heralded, bell_index) to both."""
+        partner = self.partner_of(node)
+        timeout = self.model.partner_timeout_s
+        with self._cond:
+            k = self._next[node]
+            self._next[node] = k + 1
+            slot = self._slots.setdefault(k, {"arr": {}, "result": None, "error": None, "taken": 0})
+            slot["arr"][node] = (qubit, t_ns)
+            if len(slot["arr"]) == 2:
+                try:
+                    slot["result"] = self._resolve(slot["arr"])
+                except Exception as exc:  # reported to both sides
+                    slot["error"] = exc
+                self._cond.notify_all()
+            elif not self._cond.wait_for(
+                    lambda: slot["result"] is not None or slot["error"] is not None, timeout):
+                del self._slots[k]
+                self._next[node] = k
+                raise PartnerTimeoutError(node, partner, k, timeout)
+            slot["taken"] += 1
+            if slot["taken"] == 2:
+                del self._slots[k]
+            if slot["error"] is not None:
+                raise slot["error"]
+            return slot["result"]

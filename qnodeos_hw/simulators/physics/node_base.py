@@ -1,0 +1,92 @@
+"""What NV and ion nodes share: qubit addresses, per-qubit clocks, lazy memory decay."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from .errors import PhysicsTimeError, QubitAddressError
+from .randomness import RandomStream
+from .state import QuantumRegistry
+
+
+class NodeBase:
+    """Qubits ``(name, 0..num_qubits-1)`` in a shared :class:`QuantumRegistry`.
+
+    Each qubit carries the virtual time (ns, on this node's clock) up to which its
+    memory decay has been applied; an operation at ``t_ns`` first applies the decay
+    for ``t_ns - last`` and then acts. Decay of different qubits commutes, so each
+    qubit (and each node's clock) can run on its own time line.
+    """
+
+    def __init__(self, name: str, registry: QuantumRegistry, rng: np.random.Generator,
+                 num_qubits: int = 1, t0_ns: int = 0) -> None:
+        if num_qubits < 1:
+            raise QubitAddressError(f"node '{name}' needs at least one qubit, got {num_qubits}")
+        self.name = name
+        self.registry = registry
+        self.random = RandomStream(rng)
+        self.num_qubits = num_qubits
+        self.keys = [(name, q) for q in range(num_qubits)]
+        self._t_last = [int(t0_ns)] * num_qubits
+        for key in self.keys:
+            registry.add_qubit(key)
+
+    # ------------------------------------------------------------------ helpers
+    def _key(self, qubit: int):
+        if not 0 <= qubit < self.num_qubits:
+            raise QubitAddressError(f"node '{self.name}' has {self.num_qubits} qubit(s); "
+                                    f"no qubit address {qubit}")
+        return self.keys[qubit]
+
+    def _decay_params(self, qubit: int, dt_s: float) -> tuple[float, float, float]:
+        """(a, b, c) of the memory channel over ``dt_s`` seconds (subclasses)."""
+        raise NotImplementedError
+
+    def advance(self, qubit: int, t_ns: int) -> None:
+        """Apply ``qubit``'s memory decay up to ``t_ns``."""
+        key = self._key(qubit)
+        last = self._t_last[qubit]
+        if t_ns == last:
+            return
+        if t_ns < last:
+            raise PhysicsTimeError(f"node '{self.name}' qubit {qubit}: operation at {t_ns} ns is "
+                                   f"before the qubit's last update at {last} ns")
+        a, b, c = self._decay_params(qubit, (t_ns - last) * 1e-9)
+        self.registry.decohere(key, a, b, c)
+        self._t_last[qubit] = t_ns
+
+    def last_update_ns(self, qubit: int) -> int:
+        """Virtual time (ns) up to which ``qubit``'s decay has been applied."""
+        self._key(qubit)
+        return self._t_last[qubit]
+
+    def reduced_density_matrix(self, qubits: Sequence[int], at_ns: int | None = None) -> np.ndarray:
+        """Density matrix of this node's ``qubits`` (others traced out). With ``at_ns``
+        the qubits' decay is first applied up to that time."""
+        if at_ns is not None:
+            for q in qubits:
+                self.advance(q, at_ns)
+        return self.registry.reduced_density_matrix([self._key(q) for q in qubits])
+
+    def prob_zero(self, qubit: int) -> float:
+        """P(|0>) of ``qubit`` as of its last update (no sampling, no decay applied)."""
+        return self.registry.prob_zero(self._key(qubit))
+
+
+def memory_decay(dt_s: float, t1_s: float, z_eq: float, t2_s: float, t2_exp: float
+                 ) -> tuple[float, float, float]:
+    """Generalised amplitude damping (T1 towards ``z_eq``) plus pure dephasing
+    ``exp(-(t/T2)^n)``: returns (a, b, c) for ``x,y -> a x,a y; z -> b z + c``."""
+    e1 = math.exp(-dt_s / t1_s)
+    a = math.sqrt(e1) * math.exp(-((dt_s / t2_s) ** t2_exp))
+    return a, e1, z_eq * (1.0 - e1)
+
+
+def reduced_density_matrix(node: NodeBase, qubits: Sequence[int], at_ns: int | None = None
+                           ) -> np.ndarray:
+    """Density matrix of ``node``'s ``qubits`` (see :meth:`NodeBase.reduced_density_matrix`).
+    For qubits of several nodes use ``registry.reduced_density_matrix([(name, q), ...])``."""
+    return node.reduced_density_matrix(qubits, at_ns)
