@@ -1,0 +1,462 @@
+"""A simulated ADwin-Pro II running the NV QDevice controller process, in virtual time.
+
+:class:`SimulatedADwin` has the method names of the ``ADwin`` package's ``ADwin``
+class (``Boot``, ``Load_Process``, ``Start_Process``, ``Set_Par``/``Get_Par``,
+``SetFifo_Long``/``GetFifo_Long``, ``Fifo_Full``/``Fifo_Empty`` ...), so the
+QCoDeS driver :class:`qnodeos_hw.instruments.adwin.ADwinController` runs on it
+unchanged. Refusals are :class:`ADwin.ADwinError` subclasses, as the vendor
+library raises.
+
+The controller process (the ADbasic program on the real device) follows the
+conventions in :mod:`qnodeos_hw.instruments.adwin` (Par/FIFO numbers). Each
+tick it takes at most one 4-byte instruction from FIFO 1 and answers in FIFO 2
+on the first tick after the instruction completes (:class:`~qnodeos_hw.qdevice.
+TickLink` enforces the tick rules):
+
+* ``PLAY n``: drives DIO codeword ``n`` (+ valid bit) into the HDAWG, waits for
+  the AWG to finish the entry -> SUCCESS;
+* ``INIT``: charge-resonance check (repeated up to ``Par_4`` times until the
+  counts reach ``Par_1``), then spin pumping -> SUCCESS, or FAILURE;
+* ``MEASURE``: single-shot readout -> OUTCOME;
+* ``ENT_KEEP``/``ENT_MEASURE``: one heralded attempt -> ENT_SUCCESS/ENT_FAILURE;
+* ``NOP`` -> SUCCESS. Other opcodes are refused (the NV QDriver maps gates to PLAY).
+
+Discrete-event: time moves only when the host acts. A poll of an empty response
+FIFO while an instruction is in flight jumps to that instruction's response tick
+(the host "waited"); nothing spins per tick.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from typing import Any, Protocol, Sequence
+
+from ADwin import ADwinError
+
+from ..qdevice.clock import Clock
+from ..qdevice.errors import DeviceBusyError, FifoOverflowError, MessageError
+from ..qdevice.instructions import Response, ResponseKind
+from ..qdevice.message import InstructionMessage, Opcode, decode, encode, response_message
+from ..qdevice.spec import QDeviceSpec, nv_spec
+from ..qdevice.ticklink import BusyPolicy, TickLink
+from .qubit_backend import NVQubitBackend
+
+# Par / FIFO conventions of the controller process (mirrored in instruments.adwin)
+PAR_CR_THRESHOLD = 1
+PAR_SSRO_THRESHOLD = 2
+PAR_CR_MAX_ATTEMPTS = 4
+PAR_INIT_NS = 5
+PAR_READOUT_NS = 6
+PAR_CR_CHECK_NS = 7
+PAR_ENT_ATTEMPT_NS = 8
+PAR_DIO_VALID_BIT = 9
+PAR_TICKS = 10
+PAR_INSTRUCTIONS = 12
+FIFO_INSTRUCTIONS = 1
+FIFO_RESPONSES = 2
+CONTROLLER_PROCESS = "qnodeos_nv_controller"
+_READ_ONLY_PARS = frozenset({PAR_TICKS, PAR_INSTRUCTIONS})
+_SUPPORTED = frozenset({Opcode.NOP, Opcode.INIT, Opcode.MEASURE, Opcode.ENT_KEEP,
+                        Opcode.ENT_MEASURE, Opcode.PLAY})
+_DEFAULT_PARS = {PAR_CR_THRESHOLD: 30, PAR_SSRO_THRESHOLD: 1, PAR_CR_MAX_ATTEMPTS: 100,
+                 PAR_INIT_NS: 20_000, PAR_READOUT_NS: 10_000, PAR_CR_CHECK_NS: 50_000,
+                 PAR_ENT_ATTEMPT_NS: 5_000, PAR_DIO_VALID_BIT: 31}
+
+
+class DIOTarget(Protocol):
+    """Whatever hangs on the controller's DIO output (the HDAWG's DIO input)."""
+
+    def dio_input(self, word: int, t_ns: int) -> int:
+        """Apply ``word`` at ``t_ns``; return when the triggered playback ends (ns)."""
+        ...
+
+
+# -- errors (ADwinError subclasses, as the vendor library raises) ----------------------
+
+class SimADwinError(ADwinError):
+    """Base class of what the simulated ADwin refuses."""
+
+    number = 1000
+
+    def __init__(self, function: str, text: str) -> None:
+        super().__init__(function, text, self.number)
+        Exception.__init__(self, function, text, self.number)
+
+
+class NotBootedError(SimADwinError):
+    """A process was loaded or started before Boot."""
+    number = 1001
+
+
+class ProcessNotRunningError(SimADwinError):
+    """The mailbox was used while the controller process is not running."""
+    number = 1002
+
+
+class UnknownProcessError(SimADwinError):
+    """Load_Process of a binary the simulator does not implement."""
+    number = 1003
+
+
+class InstructionRejectedError(SimADwinError):
+    """The controller refuses a word: malformed, or an opcode it does not execute."""
+    number = 1004
+
+
+class InstructionFifoOverflowError(SimADwinError, FifoOverflowError):
+    """The instruction FIFO is full."""
+    number = 1005
+
+
+class ControllerBusyError(SimADwinError, DeviceBusyError):
+    """An instruction arrived while one is executing (busy policy REFUSE)."""
+    number = 1006
+
+
+class FifoUnderflowError(SimADwinError):
+    """More values requested from a FIFO than it holds."""
+    number = 1007
+
+
+class AWGNoResponseError(SimADwinError):
+    """The AWG did not play anything for a codeword (e.g. DIO valid-bit mismatch)."""
+    number = 1008
+
+
+class ParameterRefusedError(SimADwinError, ValueError):
+    """A Par/FPar/Data index or value the process does not accept."""
+    number = 1009
+
+
+class _LinkClock:
+    """The node clock as seen by the tick link: a response processed late (the host
+    moved the shared clock on meanwhile) is stamped at its tick without moving time back."""
+
+    __slots__ = ("_clock",)
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+
+    def now_ns(self) -> int:
+        return self._clock.now_ns()
+
+    def advance_to(self, t_ns: int) -> None:
+        if t_ns > self._clock.now_ns():
+            self._clock.advance_to(t_ns)
+
+
+class _ControllerProcess:
+    """The controller's instruction handling (a TickDevice for the TickLink)."""
+
+    def __init__(self, owner: "SimulatedADwin") -> None:
+        self.o = owner
+        self._pending: deque[bytes] = deque()
+
+    def start(self, message: bytes, t_ns: int) -> int:
+        o = self.o
+        msg: InstructionMessage = decode(message)  # validated on arrival
+        op, q = msg.opcode, msg.qubit
+        par = o._par
+        o._par[PAR_INSTRUCTIONS] += 1
+        if op is Opcode.PLAY:
+            word = (msg.argument & 0x3FF) | (1 << par[PAR_DIO_VALID_BIT])
+            t_dio = t_ns + o.dio_out_latency_ns
+            end = o.awg.dio_input(word, t_dio)
+            if end <= t_dio:
+                raise AWGNoResponseError("SetFifo_Long", f"AWG played nothing for codeword "
+                                         f"{msg.argument} (DIO word 0x{word:08x})")
+            resp = Response(ResponseKind.SUCCESS)
+            duration = end - t_ns + o.awg_done_latency_ns
+        elif op is Opcode.NOP:
+            resp, duration = Response(ResponseKind.SUCCESS), 0
+        else:
+            be = o.backend
+            if be is None:
+                raise InstructionRejectedError("SetFifo_Long", f"{op.name}: no qubit backend "
+                                               "wired to the simulated controller")
+            if op is Opcode.INIT:
+                t = t_ns
+                passed = False
+                for _ in range(max(1, par[PAR_CR_MAX_ATTEMPTS])):
+                    counts = be.cr_check(t)
+                    t += par[PAR_CR_CHECK_NS]
+                    if counts >= par[PAR_CR_THRESHOLD]:
+                        passed = True
+                        break
+                if passed:
+                    be.initialize(q, t)
+                    t += par[PAR_INIT_NS]
+                resp = Response(ResponseKind.SUCCESS if passed else ResponseKind.FAILURE)
+                duration = t - t_ns
+            elif op is Opcode.MEASURE:
+                resp = Response(ResponseKind.OUTCOME, int(be.readout(q, t_ns)))
+                duration = par[PAR_READOUT_NS]
+            else:  # ENT_KEEP / ENT_MEASURE
+                measure = op is Opcode.ENT_MEASURE
+                heralded, bell, outcome = be.entangle(q, t_ns, measure)
+                resp = (Response(ResponseKind.ENT_SUCCESS, outcome if measure else None,
+                                 int(bell)) if heralded else Response(ResponseKind.ENT_FAILURE))
+                duration = par[PAR_ENT_ATTEMPT_NS]
+        self._pending.append(encode(response_message(resp, q, msg.seq)))
+        return int(duration)
+
+    def finish(self, t_ns: int) -> bytes:
+        return self._pending.popleft()
+
+
+class SimulatedADwin:
+    """Simulated ADwin with the controller process (see module docstring).
+
+    ``clock``: the node's clock (virtual); ``awg``: the DIO target (the simulated
+    HDAWG connection); ``backend``: NV physics; ``spec``: tick rate and qubits;
+    ``fifo_depth``: instruction FIFO entries; ``policy``: what an instruction
+    during a busy one does (QUEUE in the FIFO, or REFUSE).
+    """
+
+    Processor_Types = {9: "T12"}
+
+    def __init__(self, clock: Clock, awg: DIOTarget, backend: NVQubitBackend | None = None, *,
+                 spec: QDeviceSpec | None = None, DeviceNo: int = 1, fifo_depth: int = 16,
+                 policy: BusyPolicy = BusyPolicy.QUEUE, cpu_clock_hz: int = 1_000_000_000,
+                 dio_out_latency_ns: int = 100, awg_done_latency_ns: int = 100,
+                 record: bool = False) -> None:
+        self.DeviceNo = DeviceNo
+        self.clock, self.awg, self.backend = clock, awg, backend
+        self.spec = spec or nv_spec()
+        self.cpu_clock_hz = cpu_clock_hz
+        self.fifo_depth, self.policy, self.record = fifo_depth, policy, record
+        self.dio_out_latency_ns, self.awg_done_latency_ns = dio_out_latency_ns, awg_done_latency_ns
+        self._par: dict[int, int] = {i: 0 for i in range(1, 81)}
+        self._par.update(_DEFAULT_PARS)
+        self._fpar: dict[int, float] = {i: 0.0 for i in range(1, 81)}
+        self._data: dict[int, list[int]] = {}
+        self._booted = False
+        #: the error that stopped the controller process, if any
+        self.fault: BaseException | None = None
+        self._process: str | None = None
+        self._running = False
+        self._processdelay = cpu_clock_hz // self.spec.tick_rate_hz
+        self._responses: deque[int] = deque()
+        self._program = _ControllerProcess(self)
+        self.link = self._new_link()
+
+    def _new_link(self) -> TickLink:
+        return TickLink(self.spec, self._program, _LinkClock(self.clock), policy=self.policy,
+                        fifo_depth=self.fifo_depth, record=self.record)
+
+    # -- helpers -------------------------------------------------------------------------
+    def _require_running(self, fn: str) -> None:
+        if not self._running:
+            why = (f"stopped by {type(self.fault).__name__}: {self.fault}" if self.fault
+                   else "Boot, Load_Process, Start_Process first")
+            raise ProcessNotRunningError(fn, f"the controller process is not running ({why})")
+
+    def _fault(self, exc: BaseException) -> None:
+        """An error inside the running process (AWG refusal, physics error): the process
+        stops, as an ADbasic process does on a run-time error; Start_Process restarts it."""
+        self._running = False
+        self.fault = exc
+
+    def _sync(self) -> None:
+        """Let the controller run up to the present."""
+        try:
+            self.link.advance_to(self.clock.now_ns())
+        except Exception as exc:
+            self._fault(exc)
+            raise
+        while (r := self.link.poll()) is not None:
+            self._responses.append(int.from_bytes(r, "big", signed=True))
+
+    # -- system --------------------------------------------------------------------------
+    def Boot(self, Filename: str) -> None:  # noqa: N802,N803
+        self._booted, self._process, self._running = True, None, False
+
+    def Test_Version(self) -> int:  # noqa: N802
+        return 0
+
+    def Processor_Type(self) -> str:  # noqa: N802
+        return "T12"
+
+    def Workload(self) -> int:  # noqa: N802
+        return 5 if self._running else 0
+
+    def Load_Process(self, Filename: str) -> None:  # noqa: N802,N803
+        if not self._booted:
+            raise NotBootedError("Load_Process", "boot the system before loading a process")
+        base = str(Filename).replace("\\", "/").rsplit("/", 1)[-1].split(".")[0]
+        if base != CONTROLLER_PROCESS:
+            raise UnknownProcessError("Load_Process", f"{Filename}: the simulator implements "
+                                      f"only the '{CONTROLLER_PROCESS}' process")
+        self._process = base
+
+    def Start_Process(self, ProcessNo: int) -> None:  # noqa: N802,N803
+        if self._process is None or ProcessNo != 1:
+            raise UnknownProcessError("Start_Process", f"no process {ProcessNo} loaded")
+        if not self._running:
+            self._running, self.fault = True, None
+            self._responses.clear()
+            self.link = self._new_link()
+
+    def Stop_Process(self, ProcessNo: int) -> None:  # noqa: N802,N803
+        if ProcessNo == 1 and self._running:
+            self._sync()
+            self._running = False
+
+    def Process_Status(self, ProcessNo: int) -> int:  # noqa: N802,N803
+        return int(ProcessNo == 1 and self._running)
+
+    def Set_Processdelay(self, ProcessNo: int, Processdelay: int) -> None:  # noqa: N802,N803
+        rate_hz = self.cpu_clock_hz / Processdelay if Processdelay > 0 else 0
+        if Processdelay <= 0 or rate_hz != int(rate_hz) or 1_000_000_000 % int(rate_hz):
+            raise ParameterRefusedError("Set_Processdelay", f"process delay {Processdelay} "
+                                        "cycles gives no tick period in whole ns")
+        if self.link.outstanding:
+            raise ParameterRefusedError("Set_Processdelay", "instructions in flight")
+        self._processdelay = int(Processdelay)
+        self.spec = dataclasses.replace(self.spec, tick_rate_hz=int(rate_hz))
+        self.link = self._new_link()
+
+    def Get_Processdelay(self, ProcessNo: int) -> int:  # noqa: N802,N803
+        return self._processdelay
+
+    # -- parameters ----------------------------------------------------------------------
+    def Set_Par(self, Index: int, Value: int) -> None:  # noqa: N802,N803
+        if Index not in self._par or Index in _READ_ONLY_PARS:
+            raise ParameterRefusedError("Set_Par", f"Par_{Index} is not writable")
+        if not -2**31 <= int(Value) < 2**31:
+            raise ParameterRefusedError("Set_Par", f"Par_{Index}: {Value} is not an int32")
+        self._par[Index] = int(Value)
+
+    def Get_Par(self, no: int) -> int:  # noqa: N802
+        if no not in self._par:
+            raise ParameterRefusedError("Get_Par", f"no Par_{no}")
+        if no == PAR_TICKS:
+            self._sync()
+            return self.link.now_tick & 0x7FFFFFFF
+        return self._par[no]
+
+    def Get_Par_Block(self, StartIndex: int, Count: int) -> list[int]:  # noqa: N802,N803
+        return [self.Get_Par(i) for i in range(StartIndex, StartIndex + Count)]
+
+    def Set_FPar(self, Index: int, Value: float) -> None:  # noqa: N802,N803
+        if Index not in self._fpar:
+            raise ParameterRefusedError("Set_FPar", f"no FPar_{Index}")
+        self._fpar[Index] = float(Value)
+
+    def Get_FPar(self, Index: int) -> float:  # noqa: N802,N803
+        if Index not in self._fpar:
+            raise ParameterRefusedError("Get_FPar", f"no FPar_{Index}")
+        return self._fpar[Index]
+
+    Get_FPar_Double = Get_FPar
+
+    def SetData_Long(self, Data: Sequence[int], DataNo: int, Startindex: int,  # noqa: N802,N803
+                     Count: int) -> None:
+        if DataNo in (FIFO_INSTRUCTIONS, FIFO_RESPONSES):
+            raise ParameterRefusedError("SetData_Long", f"Data_{DataNo} is a FIFO")
+        arr = self._data.setdefault(DataNo, [])
+        end = Startindex - 1 + Count
+        if len(arr) < end:
+            arr.extend([0] * (end - len(arr)))
+        arr[Startindex - 1:end] = [int(x) for x in list(Data)[:Count]]
+
+    def GetData_Long(self, DataNo: int, StartIndex: int, Count: int) -> list[int]:  # noqa: N802,N803
+        arr = self._data.get(DataNo, [])
+        if StartIndex < 1 or StartIndex - 1 + Count > len(arr):
+            raise ParameterRefusedError("GetData_Long", f"Data_{DataNo}[{StartIndex}.."
+                                        f"{StartIndex + Count - 1}] outside its {len(arr)} values")
+        return arr[StartIndex - 1:StartIndex - 1 + Count]
+
+    # -- FIFOs: the QDevice mailbox ------------------------------------------------------
+    def Fifo_Empty(self, FifoNo: int) -> int:  # noqa: N802,N803
+        """Free slots in a FIFO."""
+        self._require_running("Fifo_Empty")
+        self._sync()
+        if FifoNo == FIFO_INSTRUCTIONS:
+            queued = max(0, self.link.outstanding - 1)
+            return self.fifo_depth - queued
+        if FifoNo == FIFO_RESPONSES:
+            return self.fifo_depth - len(self._responses)
+        raise ParameterRefusedError("Fifo_Empty", f"Data_{FifoNo} is not a FIFO")
+
+    def Fifo_Full(self, FifoNo: int) -> int:  # noqa: N802,N803
+        """Values waiting in a FIFO. Polling an empty response FIFO while an
+        instruction is in flight advances virtual time to its response."""
+        self._require_running("Fifo_Full")
+        if FifoNo == FIFO_RESPONSES:
+            self._sync()
+            if not self._responses and self.link.outstanding:
+                try:
+                    r = self.link.wait_response()
+                except Exception as exc:
+                    self._fault(exc)
+                    raise
+                self._responses.append(int.from_bytes(r, "big", signed=True))
+                self._sync()
+            return len(self._responses)
+        if FifoNo == FIFO_INSTRUCTIONS:
+            self._sync()
+            return max(0, self.link.outstanding - 1)
+        raise ParameterRefusedError("Fifo_Full", f"Data_{FifoNo} is not a FIFO")
+
+    def Fifo_Clear(self, FifoNo: int) -> None:  # noqa: N802,N803
+        if FifoNo == FIFO_RESPONSES:
+            self._responses.clear()
+        elif FifoNo == FIFO_INSTRUCTIONS:
+            if self.link.outstanding:
+                raise ParameterRefusedError("Fifo_Clear", "instructions in flight")
+        else:
+            raise ParameterRefusedError("Fifo_Clear", f"Data_{FifoNo} is not a FIFO")
+
+    def SetFifo_Long(self, FifoNo: int, Data: Sequence[int], Count: int) -> None:  # noqa: N802,N803
+        """Host -> controller: each value is one 4-byte instruction word (int32)."""
+        self._require_running("SetFifo_Long")
+        if FifoNo != FIFO_INSTRUCTIONS:
+            raise ParameterRefusedError("SetFifo_Long", f"Data_{FifoNo} is not the "
+                                        "instruction FIFO")
+        for value in list(Data)[:Count]:
+            word = (int(value) & 0xFFFFFFFF).to_bytes(4, "big")
+            try:
+                msg = decode(word)
+            except MessageError as exc:
+                raise InstructionRejectedError("SetFifo_Long", f"word {word.hex()}: {exc}") \
+                    from exc
+            if not isinstance(msg, InstructionMessage):
+                raise InstructionRejectedError("SetFifo_Long", f"word {word.hex()} is a "
+                                               "response, not an instruction")
+            if msg.opcode not in _SUPPORTED:
+                raise InstructionRejectedError(
+                    "SetFifo_Long", f"opcode {msg.opcode.name} is not executed by the NV "
+                    "controller (gates go as PLAY <table entry>)")
+            if msg.qubit >= self.spec.num_qubits:
+                raise InstructionRejectedError("SetFifo_Long", f"qubit {msg.qubit} not on this "
+                                               f"{self.spec.num_qubits}-qubit device")
+            try:
+                self.link.send(word)
+            except FifoOverflowError as exc:
+                raise InstructionFifoOverflowError("SetFifo_Long", str(exc)) from exc
+            except DeviceBusyError as exc:
+                raise ControllerBusyError("SetFifo_Long", str(exc)) from exc
+            except Exception as exc:
+                self._fault(exc)
+                raise
+
+    def GetFifo_Long(self, FifoNo: int, Count: int) -> list[int]:  # noqa: N802,N803
+        """Controller -> host: ``Count`` response words (int32)."""
+        self._require_running("GetFifo_Long")
+        if FifoNo != FIFO_RESPONSES:
+            raise ParameterRefusedError("GetFifo_Long", f"Data_{FifoNo} is not the "
+                                        "response FIFO")
+        self._sync()
+        if Count > len(self._responses):
+            raise FifoUnderflowError("GetFifo_Long", f"{Count} values requested, "
+                                     f"{len(self._responses)} in the response FIFO")
+        return [self._responses.popleft() for _ in range(Count)]
+
+    # not part of the vendor API: for tests and tracing
+    @property
+    def timeline(self) -> list[Any]:
+        """Tick-link events (if constructed with ``record=True``)."""
+        return self.link.timeline
+
