@@ -342,10 +342,11 @@ class IonFPGABridge(Instrument):
         self.connect_message()
 
     # -- transport ----------------------------------------------------------------------
-    def transact(self, command: Command, payload: bytes = b"") -> bytes:
+    def transact(self, command: Command | int, payload: bytes = b"") -> bytes:
         """Send one request frame and return the reply payload; raise the typed error of
         an error frame, a malformed reply, or no reply within the timeout."""
-        name = command.name
+        command = int(command)
+        name = Command(command).name if command in Command._value2member_map_ else f"0x{command:02x}"
         if 1 + len(payload) > MAX_BODY:
             raise FrameTooLongError(f"{name} payload of {len(payload)} bytes exceeds the bridge's "
                                     f"{MAX_BODY - 1}-byte limit; nothing sent")

@@ -354,9 +354,6 @@ def validate(seq: TTLSequence) -> TTLSequence:
     """Check every hardware rule (module docstring); return ``seq`` or raise the
     :class:`SequenceError` subclass naming channel and time."""
     name = seq.name
-    if seq.duration_ns % CLOCK_PERIOD_NS:
-        raise OffGridError(name, "end", seq.duration_ns,
-                           f"sequence duration is not a multiple of {CLOCK_PERIOD_NS} ns")
     if len(seq.edges) > MAX_EDGES:
         raise EdgeOrderError(name, _names(seq.edges[MAX_EDGES].mask), seq.edges[MAX_EDGES].t_ns,
                              f"{len(seq.edges)} edges, the sequencer holds at most {MAX_EDGES}")
@@ -398,6 +395,9 @@ def validate(seq: TTLSequence) -> TTLSequence:
                 raise ChannelConflictError(name, a.label, b.label, t,
                                            f"'{a.label}' and '{b.label}' high together")
         prev_mask, prev_t = mask, t
+    if seq.duration_ns % CLOCK_PERIOD_NS:
+        raise OffGridError(name, "end", seq.duration_ns,
+                           f"sequence duration is not a multiple of {CLOCK_PERIOD_NS} ns")
     if prev_mask:
         raise ChannelLeftHighError(name, _names(prev_mask), seq.duration_ns,
                                    "still high at the end of the sequence")
