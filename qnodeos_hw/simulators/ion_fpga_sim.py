@@ -26,7 +26,8 @@ Playing a sequence walks its edges and calls the backend, in order of start time
 
 Where the backend comes from (no global state): ``attach(backend)`` on the bridge
 (or on the ``sim://`` port, which forwards), or a factory named in the port URL
-(``sim://ion?backend=package.module:callable&seed=1`` calls ``callable(seed=1)``).
+(``sim://ion?backend=package.module:callable&seed=1`` calls ``callable(seed=1)``;
+``backend=physics`` names :func:`default_ion_backend`, the packaged physics model).
 Playing with no backend attached is refused with error ``NO_ION``.
 """
 
@@ -153,6 +154,17 @@ def checksum(body: bytes) -> int:
 def frame(cmd: int, payload: bytes = b"") -> bytes:
     body = struct.pack(">H", 1 + len(payload)) + bytes([cmd]) + payload
     return bytes([START]) + body + bytes([checksum(body)])
+
+
+def default_ion_backend(seed: int | None = None, name: str = "ion") -> IonQubitBackend:
+    """The packaged ion physics (:class:`~qnodeos_hw.simulators.physics.IonNode`) with the
+    default noise model, its own quantum registry and ``numpy.random.default_rng(seed)``."""
+    import numpy as np
+
+    from .physics import IonNode, QuantumRegistry, load_noise_models
+
+    return IonNode(name, load_noise_models().ion_for(name), np.random.default_rng(seed),
+                   QuantumRegistry())
 
 
 class IonBridgeSim:

@@ -10,7 +10,9 @@ URL options (query string):
 
 =================  ==============================================================
 ``backend``        ``package.module:callable`` -- the ion physics; called as
-                   ``callable(seed=<seed>)`` if ``seed`` is given, else ``callable()``
+                   ``callable(seed=<seed>)`` if ``seed`` is given, else ``callable()``;
+                   ``physics`` = the packaged model
+                   (:func:`~qnodeos_hw.simulators.ion_fpga_sim.default_ion_backend`)
 ``seed``           integer passed to the backend factory
 ``mute_after``     answer this many frames, then fall silent (a device that stops
                    answering; the driver's timeout path)
@@ -32,7 +34,7 @@ from typing import Any
 
 from serial.serialutil import PortNotOpenError, SerialBase, SerialException, to_bytes
 
-from ..ion_fpga_sim import IonBridgeSim
+from ..ion_fpga_sim import IonBridgeSim, default_ion_backend
 from ..qubit_backend import IonQubitBackend
 
 _DEVICES = ("ion",)
@@ -40,6 +42,8 @@ _OPTIONS = ("backend", "seed", "mute_after", "serial")
 
 
 def _load_factory(spec: str) -> Any:
+    if spec == "physics":
+        return default_ion_backend
     module, sep, attr = spec.partition(":")
     if not sep or not module or not attr:
         raise SerialException(f"sim:// option backend={spec!r}: expected 'package.module:callable'")
