@@ -414,3 +414,34 @@ def test_snapshot(ion):
     up = snap["uploaded_sequences"]
     assert sorted(up) == [str(k) for k in range(7)]
     assert up["6"]["name"] == "measure" and up["6"]["crc32"] == br.sequence_info(6).crc32
+
+
+# -- framing robustness ----------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+def _split_frames(data: bytes) -> list[tuple[int, bytes]]:
+    out, i = [], 0
+    while i < len(data):
+        assert data[i] == S.START
+        n = (data[i + 1] << 8) | data[i + 2]
+        body = data[i + 1:i + 3 + n]
+        assert S.checksum(body) == data[i + 3 + n]
+        out.append((body[2], body[3:]))
+        i += 4 + n
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.binary(max_size=40),
+                          st.builds(lambda c, p: S.frame(c, p), st.integers(0, 255), st.binary(max_size=30))),
+                max_size=6))
+def test_simulated_bridge_answers_any_bytes_with_well_formed_frames(chunks):
+    dev = S.IonBridgeSim(IdealIon())
+    for chunk in chunks:
+        for cmd, payload in _split_frames(dev.receive(chunk)):
+            assert cmd == S.ERROR_REPLY or cmd & 0x80
+            if cmd == S.ERROR_REPLY:
+                assert payload[0] in set(S.ErrorCode)
