@@ -410,7 +410,7 @@ def test_snapshot(ion):
     assert p["tick_rate"]["value"] == 50_000 and p["clock_frequency"]["value"] == 100_000_000
     assert p["detection_window"]["value"] == pytest.approx(5e-4)
     assert p["sequences_loaded"]["value"] == list(range(7))
-    assert snap["address"] == "sim://ion"
+    assert snap["address"] == "sim://ion" and snap["baudrate"] == 12_000_000
     up = snap["uploaded_sequences"]
     assert sorted(up) == [str(k) for k in range(7)]
     assert up["6"]["name"] == "measure" and up["6"]["crc32"] == br.sequence_info(6).crc32

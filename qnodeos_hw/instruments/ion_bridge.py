@@ -339,7 +339,11 @@ class IonFPGABridge(Instrument):
             "last_counts", label="Last PMT counts", unit="counts",
             get_cmd=lambda: self.read_pmt()[0], set_cmd=False,
             docstring="Photon counts of the last sequence that had a PMT-gate window.")
-        self.connect_message()
+        try:
+            self.connect_message()
+        except Exception:
+            self.port.close()
+            raise
 
     # -- transport ----------------------------------------------------------------------
     def transact(self, command: Command | int, payload: bytes = b"") -> bytes:
@@ -470,6 +474,7 @@ class IonFPGABridge(Instrument):
         snap = super().snapshot_base(update=update, params_to_skip_update=params_to_skip_update)
         snap["address"] = self.address
         snap["timeout_s"] = self.timeout_s
+        snap["baudrate"] = self.port.baudrate
         snap["uploaded_sequences"] = {str(k): dict(v) for k, v in sorted(self._uploaded.items())}
         return snap
 
