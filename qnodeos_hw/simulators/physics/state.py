@@ -94,7 +94,7 @@ class QuantumRegistry:
                 sub.r = [m[0] * x + m[1] * y + m[2] * z, m[3] * x + m[4] * y + m[5] * z,
                          m[6] * x + m[7] * y + m[8] * z]
             else:
-                _apply_op(sub, [sub.keys.index(key)], u)
+                _apply_1q(sub, sub.keys.index(key), u)
 
     def decohere(self, key, a: float, b: float, c: float) -> None:
         """Memory channel ``x, y -> a x, a y``; ``z -> b z + c``."""
@@ -104,8 +104,13 @@ class QuantumRegistry:
                 r = sub.r
                 sub.r = [a * r[0], a * r[1], b * r[2] + c]
             else:
-                _apply_superop(sub, sub.keys.index(key),
-                               _affine_superop((a, 0, 0, 0, a, 0, 0, 0, b), (0, 0, c)))
+                t = _tensor(sub, sub.keys.index(key))  # a view into sub.rho
+                t[:, 0, :, :, 1, :] *= a
+                t[:, 1, :, :, 0, :] *= a
+                d0 = t[:, 0, :, :, 0, :].copy()
+                d1 = t[:, 1, :, :, 1, :]
+                t[:, 0, :, :, 0, :] = d0 * ((1 + b + c) / 2) + d1 * ((1 - b + c) / 2)
+                t[:, 1, :, :, 1, :] = d0 * ((1 - b - c) / 2) + d1 * ((1 + b - c) / 2)
 
     # -------------------------------------------------------------- measurement
     def prob_zero(self, key) -> float:
@@ -114,8 +119,7 @@ class QuantumRegistry:
             sub = self._sub(key)
             if sub.r is not None:
                 return 0.5 * (1.0 + sub.r[2])
-            t = _tensor(sub, sub.keys.index(key))
-            return float(np.einsum("aibaib->", t[:, :1, :, :, :1, :]).real)
+            return _p0(sub, sub.keys.index(key))
 
     def measure(self, key, u01: float) -> int:
         """Projective Z measurement with uniform random number ``u01``: outcome 0 if
@@ -127,12 +131,10 @@ class QuantumRegistry:
                 sub.r = [0.0, 0.0, 1.0 if out == 0 else -1.0]
                 return out
             k = sub.keys.index(key)
-            t = _tensor(sub, k)
-            blocks = (t[:, 0, :, :, 0, :], t[:, 1, :, :, 1, :])
-            p0 = float(np.einsum("abab->", blocks[0]).real)
+            p0 = _p0(sub, k)
             out = 0 if u01 < p0 else 1
             p = p0 if out == 0 else 1.0 - p0
-            rest = blocks[out] / p
+            rest = _tensor(sub, k)[:, out, :, :, out, :] / p
             self._replace(sub, k, rest, [0.0, 0.0, 1.0 if out == 0 else -1.0])
             return out
 
@@ -235,6 +237,23 @@ def _tensor(sub: _Sub, k: int) -> np.ndarray:
     n = len(sub.keys)
     left, right = 2 ** k, 2 ** (n - k - 1)
     return sub.rho.reshape(left, 2, right, left, 2, right)
+
+
+def _p0(sub: _Sub, k: int) -> float:
+    """P(0) of qubit position ``k`` from the diagonal of the joint density matrix."""
+    n = len(sub.keys)
+    d = sub.rho.diagonal().real.reshape(2 ** k, 2, 2 ** (n - k - 1))
+    return float(d[:, 0, :].sum())
+
+
+def _apply_1q(sub: _Sub, k: int, u: np.ndarray) -> None:
+    """rho -> U rho U^dagger for a 2x2 ``u`` on qubit position ``k`` (two batched matmuls)."""
+    n = len(sub.keys)
+    d = 2 ** n
+    left, right = 2 ** k, 2 ** (n - k - 1)
+    x = np.matmul(u, sub.rho.reshape(left, 2, right * d))  # rows
+    y = np.matmul(u.conj(), x.reshape(d * left, 2, right))  # columns
+    sub.rho = y.reshape(d, d)
 
 
 def _apply_superop(sub: _Sub, k: int, s: np.ndarray) -> None:
