@@ -40,6 +40,10 @@ class StationInstrumentError(RuntimeError):
                          f"{type(cause).__name__}: {cause}")
 
 
+class NoIdentityError(ConnectionError):
+    """The instrument opened but answered no identity (nothing behind the address)."""
+
+
 @dataclass(frozen=True)
 class InstrumentReport:
     """What the check found for one instrument (``error`` None when it connected)."""
@@ -102,7 +106,15 @@ def check_station(config_file: str | Path | None = None, *, strict: bool = False
                 continue
             inst = handle.station.components[ident]
             t = time.perf_counter()
-            reports.append(InstrumentReport(ident, address, inst.get_idn(), key_settings(inst),
+            idn = inst.get_idn()
+            if not (idn.get("vendor") or idn.get("model")):
+                err = StationInstrumentError(ident, address, NoIdentityError(
+                    f"no identity answered ({idn})"))
+                if strict:
+                    raise err
+                reports.append(InstrumentReport(ident, address, None, (), 0.0, err))
+                continue
+            reports.append(InstrumentReport(ident, address, idn, key_settings(inst),
                                             time.perf_counter() - t))
     finally:
         if close:
