@@ -166,10 +166,23 @@ def test_key_changes_when_what_is_played_changes(rig):
 def test_invalid_codeword_word_is_ignored_and_plain_program_has_no_dd(rig):
     hd, conn, backend, _ = rig
     _ready(hd, PLAIN_PROGRAM, dd_entry=False)
-    assert conn.dio_input(5, 500) == 500  # valid bit low: the AWG does not react
+    assert conn.dio_input(5, 500) is None  # valid bit low: the AWG does not react
     assert backend.mw == [] and backend.dd == []
     conn.dio_input(5 | VALID, 600)
     assert len(backend.mw) == 1 and backend.dd == []
+
+
+def test_play_zero_entry_takes_time_without_microwaves(rig):
+    hd, conn, backend, _ = rig
+    hd.configure_codewords()
+    ct = _table(hd)
+    ct.table[9].waveform.playZero = True
+    ct.table[9].waveform.length = 480
+    hd.upload(DD_PROGRAM, _waves(), ct)
+    n_mw = len(backend.mw)
+    end = conn.dio_input(9 | VALID, 1_000)
+    assert end == 1_000 + conn.dio_latency_ns + 200  # 480 samples at 2.4 GSa/s
+    assert len(backend.mw) == n_mw and conn.played[-1].wave_index == -1
 
 
 def test_program_model_reads_the_source():

@@ -67,8 +67,9 @@ _DEFAULT_PARS = {PAR_CR_THRESHOLD: 30, PAR_SSRO_THRESHOLD: 1, PAR_CR_MAX_ATTEMPT
 class DIOTarget(Protocol):
     """Whatever hangs on the controller's DIO output (the HDAWG's DIO input)."""
 
-    def dio_input(self, word: int, t_ns: int) -> int:
-        """Apply ``word`` at ``t_ns``; return when the triggered playback ends (ns)."""
+    def dio_input(self, word: int, t_ns: int) -> int | None:
+        """Apply ``word`` at ``t_ns``; return when the triggered playback ends (ns), or
+        None if nothing reacted to the word."""
         ...
 
 
@@ -163,7 +164,7 @@ class _ControllerProcess:
             word = (msg.argument & 0x3FF) | (1 << par[PAR_DIO_VALID_BIT])
             t_dio = t_ns + o.dio_out_latency_ns
             end = o.awg.dio_input(word, t_dio)
-            if end <= t_dio:
+            if end is None:
                 raise AWGNoResponseError("SetFifo_Long", f"AWG played nothing for codeword "
                                          f"{msg.argument} (DIO word 0x{word:08x})")
             resp = Response(ResponseKind.SUCCESS)

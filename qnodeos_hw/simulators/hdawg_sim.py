@@ -107,7 +107,8 @@ class ElfError(HDAWGSimError, ValueError):
 
 @dataclass(frozen=True, slots=True)
 class PlayRecord:
-    """One command-table entry played: virtual times in ns, samples at ``sample_rate_hz``."""
+    """One command-table entry played: virtual times in ns; ``wave_index`` -1 when the
+    entry plays no waveform (playZero)."""
 
     t_start_ns: int
     t_end_ns: int
@@ -159,11 +160,13 @@ class _Wave:
 
 @dataclass(slots=True)
 class _Entry:
-    """A resolved command-table entry ready to play (cached until anything changes)."""
+    """A resolved command-table entry ready to play (cached until anything changes);
+    ``i``/``q`` None for entries that play no waveform (playZero, register-only)."""
 
     wave_index: int
-    i: np.ndarray
-    q: np.ndarray
+    n_samples: int
+    i: np.ndarray | None
+    q: np.ndarray | None
     key: tuple
 
 
@@ -459,28 +462,29 @@ class SimulatedHDAWGConnection:
             self.backend.set_dd(q, on, t_ns)
 
     # -- the DIO cable -------------------------------------------------------------------
-    def dio_input(self, word: int, t_ns: int) -> int:
+    def dio_input(self, word: int, t_ns: int) -> int | None:
         """The controller drives the DIO inputs with ``word`` at ``t_ns``.
 
-        Every core in ``dio_codeword`` mode whose valid bit matches plays the entry
-        selected by its mask/shift. Returns the time (ns) when the last entry
-        finishes playing (``t_ns`` if nothing played).
+        Every core that drives a qubit and sees its valid bit plays the entry selected
+        by its mask/shift. Returns when the last triggered entry finishes (ns), or
+        None when no core reacted to the word.
         """
-        s = f"/{self.serial}"
-        self._values[f"{s}/dios/0/input"] = int(word)
-        end = t_ns
+        self._values[f"/{self.serial}/dios/0/input"] = int(word)
+        end: int | None = None
         for core in self._cores:
             if core.index not in self.qubit_of_core:
                 continue
-            end = max(end, self._play_codeword(core, int(word), t_ns))
+            t = self._play_codeword(core, int(word), t_ns)
+            if t is not None:
+                end = t if end is None else max(end, t)
         return end
 
-    def _play_codeword(self, core: _Core, word: int, t_ns: int) -> int:
+    def _play_codeword(self, core: _Core, word: int, t_ns: int) -> int | None:
         v, base = self._values, f"/{self.serial}/awgs/{core.index}"
         pol = v[f"{base}/dio/valid/polarity"]
         valid = (word >> v[f"{base}/dio/valid/index"]) & 1
         if (pol == 1 and valid) or (pol == 2 and not valid):
-            return t_ns  # not a valid codeword for this core: the AWG does not react
+            return None  # not a valid codeword for this core: the AWG does not react
         codeword = (word >> v[f"{base}/dio/mask/shift"]) & v[f"{base}/dio/mask/value"]
         if core.program is None:
             raise ProgramNotLoadedError(f"AWG core {core.index}: codeword {codeword} arrived "
@@ -492,13 +496,13 @@ class SimulatedHDAWGConnection:
             raise ProgramIgnoresDIOError(f"AWG core {core.index}: the loaded program does not "
                                          "execute table entries from DIO codewords")
         entry = self._entry(core, codeword)
-        n = entry.i.size
+        n = entry.n_samples
         rate = v[f"/{self.serial}/system/clocks/sampleclock/freq"]
         start = max(t_ns + self.dio_latency_ns, core.busy_until_ns)
         end = start + int(round(n * 1e9 / rate))
         self._dd(core, False, start)
         q = self.qubit_of_core[core.index]
-        if self.backend is not None:
+        if self.backend is not None and entry.i is not None:
             self.backend.play_mw(q, entry.key, entry.i, entry.q, rate, start)
         self.played.append(PlayRecord(start, end, core.index, codeword, codeword,
                                       entry.wave_index, n))
@@ -517,9 +521,12 @@ class SimulatedHDAWGConnection:
                                        + ("" if core.table else " (no command table uploaded)"))
         e = core.table[index]
         wf = e.get("waveform", {})
-        if "index" not in wf:
-            raise CommandTableError(f"AWG core {core.index}: table entry {index} plays no "
-                                    "waveform (playZero entries are not simulated)")
+        key = (self.serial, core.index, index, core.generation)
+        if "index" not in wf:  # playZero of `length` samples, or registers only
+            n = int(wf.get("length", 0)) if wf.get("playZero") else 0
+            ent = _Entry(-1, n, None, None, key)
+            self._entry_cache[(core.index, index)] = ent
+            return ent
         widx = int(wf["index"])
         if widx not in (core.waves or {}):
             raise CommandTableError(f"AWG core {core.index}: table entry {index} plays "
@@ -535,7 +542,7 @@ class SimulatedHDAWGConnection:
         q = w.q * (a1 * g1)
         i.setflags(write=False)
         q.setflags(write=False)
-        ent = _Entry(widx, i, q, (self.serial, core.index, index, core.generation))
+        ent = _Entry(widx, i.size, i, q, key)
         self._entry_cache[(core.index, index)] = ent
         return ent
 
