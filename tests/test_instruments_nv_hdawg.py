@@ -249,6 +249,8 @@ def test_waveform_upload_checked_against_program(rig):
         conn.setVector("/dev8001/awgs/0/waveform/waves/5", np.zeros(128, dtype=np.uint16))
     with pytest.raises(WaveformUploadError, match="64 samples"):
         conn.setVector("/dev8001/awgs/0/waveform/waves/0", np.zeros(100, dtype=np.uint16))
+    with pytest.raises(WaveformUploadError, match="native 16-bit"):
+        conn.setVector("/dev8001/awgs/0/waveform/waves/0", np.zeros(128))
 
 
 def test_command_table_rejected_by_schema(rig):

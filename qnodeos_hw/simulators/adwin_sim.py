@@ -334,7 +334,7 @@ class SimulatedADwin:
             raise ParameterRefusedError("Get_Par", f"no Par_{no}")
         if no == PAR_TICKS:
             self._sync()
-            return self.link.now_tick & 0x7FFFFFFF
+            return (self.clock.now_ns() // self.spec.tick_ns) & 0x7FFFFFFF  # ticks elapsed
         return self._par[no]
 
     def Get_Par_Block(self, StartIndex: int, Count: int) -> list[int]:  # noqa: N802,N803

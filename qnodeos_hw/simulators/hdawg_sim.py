@@ -46,7 +46,7 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 from zhinst.toolkit import CommandTable
 from zhinst.toolkit.exceptions import ValidationError
-from zhinst.utils import parse_awg_waveform
+from zhinst.utils import convert_awg_waveform, parse_awg_waveform
 
 from ..qdevice.clock import Clock
 from .hdawg_nodes import SIGOUT_RANGES_V, hdawg_nodedoc, wave_node_info, zi_nodedoc
@@ -399,8 +399,11 @@ class SimulatedHDAWGConnection:
             raise WaveformUploadError(f"AWG core {core.index}: waveform index {index} is not "
                                       "assigned in the loaded program")
         w = core.waves[index]
-        raw = np.asarray(value).view(np.uint16) if np.asarray(value).dtype != np.uint16 \
-            else np.asarray(value)
+        raw = np.asarray(value)
+        if raw.dtype not in (np.uint16, np.int16):
+            raise WaveformUploadError(f"AWG core {core.index}: waveform {index} must be in the "
+                                      f"native 16-bit AWG format, got dtype {raw.dtype}")
+        raw = raw.view(np.uint16).ravel()
         d = core.descriptors[index]
         markers = d["marker_bits"] not in ("0", "0;0")
         per_sample = w.channels + (1 if markers else 0)
@@ -418,7 +421,6 @@ class SimulatedHDAWGConnection:
         core, index = self._cores[int(m.group(1))], int(m.group(2))
         if not core.waves or index not in core.waves:
             raise NodeError(f"node {p}: waveform {index} not assigned")
-        from zhinst.utils import convert_awg_waveform
         w = core.waves[index]
         return convert_awg_waveform(w.i, w.q if w.channels > 1 else None)
 
