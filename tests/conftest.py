@@ -3,3 +3,42 @@
 import os
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def _run_straightline(driver, subroutine, qubit_map=None):
+    """Run a straight-line NetQASM subroutine through a QDriver (test helper, not the
+    QNPU): ``set`` fills registers, qubit registers resolve through ``qubit_map``
+    (virtual -> physical, identity by default), quantum instructions go to the
+    driver; returns {register name: outcome} of the measurements."""
+    from netqasm.lang.instr import core
+    from netqasm.lang.operand import Register
+
+    regs: dict[str, int] = {}
+    outcomes: dict[str, int] = {}
+    qubit_map = qubit_map or {}
+    for ins in subroutine.instructions:
+        if isinstance(ins, core.SetInstruction):
+            regs[str(ins.reg)] = ins.imm.value
+            continue
+        if isinstance(ins, (core.QAllocInstruction, core.QFreeInstruction, core.RetRegInstruction,
+                            core.RetArrInstruction)):
+            continue
+        qregs = [getattr(ins, n) for n in ("reg", "reg0", "reg1", "qreg")
+                 if isinstance(getattr(ins, n, None), Register) and str(getattr(ins, n))[0] == "Q"]
+        seen = []
+        for r in qregs:
+            if str(r) not in seen:
+                seen.append(str(r))
+        qubits = tuple(qubit_map.get(regs[r], regs[r]) for r in seen)
+        out = driver.execute(ins, qubits)
+        if out is not None:
+            outcomes[str(ins.reg1 if hasattr(ins, "reg1") else ins.reg)] = out
+    return outcomes
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def run_straightline():
+    return _run_straightline

@@ -51,6 +51,15 @@ _CONTROLLED = {nv.ControlledRotXInstruction: TwoQubitGateKind.CROT_X,
 
 _MOVES = (nv.MovInstruction, nv.SwpInstruction, vanilla.MovInstruction, vanilla.SwpInstruction)
 
+#: number of qubit operands (default 1); the *_all instructions take every qubit
+_QUBIT_OPERANDS: dict[type, int] = {
+    **{c: 2 for c in (*_MOVES, nv.ControlledRotXInstruction, nv.ControlledRotYInstruction,
+                      vanilla.CnotInstruction, vanilla.CphaseInstruction)},
+    **{c: 1 for c in (trapped_ion.AllQubitsInitInstruction, trapped_ion.AllQubitsMeasInstruction,
+                      trapped_ion.AllQubitsRotXInstruction, trapped_ion.AllQubitsRotYInstruction,
+                      trapped_ion.AllQubitsRotZInstruction)},
+}
+
 #: instructions that are not quantum operations for a QDriver (QNPU business)
 NOT_FOR_QDRIVER = (core.QAllocInstruction, core.QFreeInstruction, core.CreateEPRInstruction,
                    core.RecvEPRInstruction)
@@ -110,7 +119,14 @@ def physical_instructions(instr, qubits: tuple[int, ...]) -> tuple[PhysicalInstr
     (for the ``*_all`` ion instructions: every qubit of the device).
     Raises :class:`UnsupportedNetQASMError` naming the instruction otherwise.
     """
+    if isinstance(instr, NOT_FOR_QDRIVER):
+        raise UnsupportedNetQASMError(
+            f"{instr.mnemonic} is handled by the QNPU (QMMU / network process), not a QDriver")
     cls = type(instr)
+    need = _QUBIT_OPERANDS.get(cls, 1)
+    if len(qubits) < need:
+        raise UnsupportedNetQASMError(
+            f"{instr.mnemonic}: needs {need} physical qubit address(es), got {qubits!r}")
     axis = _ROT_AXIS.get(cls)
     if axis is not None:
         return (Rotation(qubits[0], axis, _angle(instr, instr.imm0, instr.imm1)),)
@@ -148,8 +164,5 @@ def physical_instructions(instr, qubits: tuple[int, ...]) -> tuple[PhysicalInstr
         if cls in (nv.MovInstruction, vanilla.MovInstruction):   # b starts in |0>
             return (TwoQubitGate(a, b, cx), TwoQubitGate(b, a, cx))
         return (TwoQubitGate(a, b, cx), TwoQubitGate(b, a, cx), TwoQubitGate(a, b, cx))
-    if isinstance(instr, NOT_FOR_QDRIVER):
-        raise UnsupportedNetQASMError(
-            f"{instr.mnemonic} is handled by the QNPU (QMMU / network process), not a QDriver")
     raise UnsupportedNetQASMError(f"{instr.mnemonic} ({cls.__module__}.{cls.__name__}) has no "
                                   "physical realisation in this QDriver")

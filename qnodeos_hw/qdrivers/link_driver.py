@@ -1,0 +1,120 @@
+"""Common machinery of the platform QDrivers: a translation cache from NetQASM
+instructions to 4-byte controller words, and their execution over a tick link.
+
+A platform QDriver implements :meth:`LinkQDriver._compile` (one NetQASM quantum
+instruction on physical qubits -> controller words, computed once per distinct
+instruction and cached); this class sends the words one per tick, checks every
+response, and returns the measurement outcome.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+from netqasm.lang.instr import trapped_ion
+from netqasm.lang.operand import Immediate
+
+from ..qdevice.clock import Clock
+from ..qdevice.instructions import PhysicalInstruction, ResponseKind
+from ..qdevice.message import (InstructionMessage, ResponseMessage, decode, encode,
+                               instruction_message, response_of)
+from ..qdevice.ticklink import TickLink
+from .base import NotSimulatedError, QDriver, QDriverError
+
+#: flips the sequence bit and, with it, the parity bit of a controller word
+_SEQ_TOGGLE = 0x41
+
+
+#: instructions that act on every qubit of the device (no qubit operand)
+_ALL_QUBITS = frozenset({trapped_ion.AllQubitsInitInstruction, trapped_ion.AllQubitsMeasInstruction,
+                         trapped_ion.AllQubitsRotXInstruction, trapped_ion.AllQubitsRotYInstruction,
+                         trapped_ion.AllQubitsRotZInstruction})
+
+
+class DeviceFailureError(QDriverError, RuntimeError):
+    """The QDevice answered FAILURE (or an unexpected response) to an instruction."""
+
+
+def _operand_values(instr) -> tuple:
+    """Hashable values of the immediates of an instruction (registers by name)."""
+    out = []
+    for name in ("imm0", "imm1", "imm2", "imm3"):
+        op = getattr(instr, name, None)
+        if op is None:
+            break
+        out.append(op.value if isinstance(op, Immediate) else repr(op))
+    return tuple(out)
+
+
+class LinkQDriver(QDriver):
+    """A QDriver that talks to its QDevice through a :class:`TickLink`.
+
+    ``state_probe`` (optional): a callable ``qubits -> density matrix`` supplied by
+    whoever built a *simulated* station; a real station passes None and
+    :meth:`qubit_state` raises :class:`NotSimulatedError`.
+    """
+
+    def __init__(self, link: TickLink, clock: Clock,
+                 state_probe: Callable[[tuple[int, ...]], np.ndarray] | None = None) -> None:
+        self.link = link
+        self.clock = clock
+        self.spec = link.spec
+        self._probe = state_probe
+        self._cache: dict[tuple, tuple[int, ...]] = {}
+        self._seq = 0
+        self._all_qubits = tuple(range(self.spec.num_qubits))
+        self.instructions_sent = 0
+
+    # -- translation ---------------------------------------------------------------------
+    def _compile(self, instr: Any, qubits: tuple[int, ...]) -> tuple[PhysicalInstruction | InstructionMessage, ...]:
+        """Platform-specific: the messages (or generic physical instructions) for one
+        NetQASM instruction. Raise UnsupportedNetQASMError naming it otherwise."""
+        raise NotImplementedError
+
+    def translate(self, instr: Any, qubits: tuple[int, ...]) -> tuple[int, ...]:
+        """Controller words (32-bit ints, seq bit 0) for one NetQASM instruction; cached."""
+        cls = type(instr)
+        if not qubits and cls in _ALL_QUBITS:
+            qubits = self._all_qubits
+        key = (cls, qubits, *_operand_values(instr))
+        words = self._cache.get(key)
+        if words is None:
+            msgs = self._compile(instr, qubits)
+            words = tuple(int.from_bytes(encode(m if isinstance(m, InstructionMessage)
+                                                else instruction_message(m)), "big")
+                          for m in msgs)
+            self._cache[key] = words
+        return words
+
+    # -- execution -----------------------------------------------------------------------
+    def execute(self, instr: Any, qubits: tuple[int, ...]) -> int | None:
+        outcome = None
+        link = self.link
+        for word in self.translate(instr, qubits):
+            if self._seq:
+                word ^= _SEQ_TOGGLE
+            raw = link.transact(word.to_bytes(4, "big"))
+            msg = decode(raw)
+            if not isinstance(msg, ResponseMessage) or msg.seq != self._seq:
+                raise DeviceFailureError(
+                    f"{getattr(instr, 'mnemonic', instr)}: out-of-sequence reply {raw.hex()}")
+            self._seq ^= 1
+            self.instructions_sent += 1
+            kind = msg.kind
+            if kind is ResponseKind.OUTCOME:
+                outcome = msg.argument
+            elif kind is not ResponseKind.SUCCESS:
+                raise DeviceFailureError(
+                    f"{getattr(instr, 'mnemonic', instr)} on qubits {qubits}: device answered "
+                    f"{response_of(msg).kind.name} to {word.to_bytes(4, 'big').hex()}")
+        return outcome
+
+    def now_ns(self) -> int:
+        return self.clock.now_ns()
+
+    def qubit_state(self, qubits: tuple[int, ...]) -> np.ndarray:
+        if self._probe is None:
+            raise NotSimulatedError(f"{type(self).__name__} drives a real station: "
+                                    "no density matrix is available")
+        return self._probe(qubits)
