@@ -52,7 +52,8 @@ class IonQDriver(LinkQDriver):
             cal = calibration or load_calibration()
             bridge.upload_all(build_all(cal))
             bridge.pmt_threshold(cal.pmt_threshold)
-        super().__init__(TickLink(spec, bridge.tick_device(), clock), clock, state_probe)
+        self.link = TickLink(spec, bridge.tick_device(), clock)
+        super().__init__(self.link, spec, clock.now_ns, state_probe)
         self.bridge = bridge
         self.composer = ion_composer()
 

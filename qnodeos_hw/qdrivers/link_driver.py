@@ -1,25 +1,28 @@
 """Common machinery of the platform QDrivers: a translation cache from NetQASM
-instructions to 4-byte controller words, and their execution over a tick link.
+instructions to 4-byte controller words, and their execution over the link to
+the QDevice.
 
 A platform QDriver implements :meth:`LinkQDriver._compile` (one NetQASM quantum
-instruction on physical qubits -> controller words, computed once per distinct
-instruction and cached); this class sends the words one per tick, checks every
-response, and returns the measurement outcome.
+instruction on physical qubits -> controller messages, computed once per distinct
+instruction and cached); this class sends the words one at a time through a
+:class:`Transport` (a :class:`~qnodeos_hw.qdevice.TickLink`, or a controller's
+mailbox such as ``ADwinController``), checks every response (sequence bit, kind)
+and returns the measurement outcome.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import numpy as np
 from netqasm.lang.instr import trapped_ion
 from netqasm.lang.operand import Immediate
 
-from ..qdevice.clock import Clock
-from ..qdevice.instructions import PhysicalInstruction, ResponseKind
+from ..qdevice.instructions import (EntangleMode, PhysicalInstruction, Response, ResponseKind,
+                                    Entangle)
 from ..qdevice.message import (InstructionMessage, ResponseMessage, decode, encode,
                                instruction_message, response_of)
-from ..qdevice.ticklink import TickLink
+from ..qdevice.spec import QDeviceSpec
 from .base import NotSimulatedError, QDriver, QDriverError
 
 #: flips the sequence bit and, with it, the parity bit of a controller word
@@ -47,19 +50,29 @@ def _operand_values(instr) -> tuple:
     return tuple(out)
 
 
+class Transport(Protocol):
+    """Where controller words go: one instruction in, its response out."""
+
+    def transact(self, word: bytes) -> bytes:
+        """Send one 4-byte instruction and return its 4-byte response."""
+        ...
+
+
 class LinkQDriver(QDriver):
-    """A QDriver that talks to its QDevice through a :class:`TickLink`.
+    """A QDriver that talks to its QDevice through a :class:`Transport`.
+
+    ``now_ns``: the device's clock (ns).
 
     ``state_probe`` (optional): a callable ``qubits -> density matrix`` supplied by
     whoever built a *simulated* station; a real station passes None and
     :meth:`qubit_state` raises :class:`NotSimulatedError`.
     """
 
-    def __init__(self, link: TickLink, clock: Clock,
+    def __init__(self, transport: Transport, spec: QDeviceSpec, now_ns: Callable[[], int],
                  state_probe: Callable[[tuple[int, ...]], np.ndarray] | None = None) -> None:
-        self.link = link
-        self.clock = clock
-        self.spec = link.spec
+        self.transport = transport
+        self.spec = spec
+        self._now = now_ns
         self._probe = state_probe
         self._cache: dict[tuple, tuple[int, ...]] = {}
         self._seq = 0
@@ -88,19 +101,23 @@ class LinkQDriver(QDriver):
         return words
 
     # -- execution -----------------------------------------------------------------------
+    def _send(self, word: int, what: Any) -> ResponseMessage:
+        """One word out (with the current sequence bit), its checked response back."""
+        if self._seq:
+            word ^= _SEQ_TOGGLE
+        raw = self.transport.transact(word.to_bytes(4, "big"))
+        msg = decode(raw)
+        if not isinstance(msg, ResponseMessage) or msg.seq != self._seq:
+            raise DeviceFailureError(f"{getattr(what, 'mnemonic', what)}: out-of-sequence reply "
+                                     f"{raw.hex()} to {word.to_bytes(4, 'big').hex()}")
+        self._seq ^= 1
+        self.instructions_sent += 1
+        return msg
+
     def execute(self, instr: Any, qubits: tuple[int, ...]) -> int | None:
         outcome = None
-        link = self.link
         for word in self.translate(instr, qubits):
-            if self._seq:
-                word ^= _SEQ_TOGGLE
-            raw = link.transact(word.to_bytes(4, "big"))
-            msg = decode(raw)
-            if not isinstance(msg, ResponseMessage) or msg.seq != self._seq:
-                raise DeviceFailureError(
-                    f"{getattr(instr, 'mnemonic', instr)}: out-of-sequence reply {raw.hex()}")
-            self._seq ^= 1
-            self.instructions_sent += 1
+            msg = self._send(word, instr)
             kind = msg.kind
             if kind is ResponseKind.OUTCOME:
                 outcome = msg.argument
@@ -110,8 +127,19 @@ class LinkQDriver(QDriver):
                     f"{response_of(msg).kind.name} to {word.to_bytes(4, 'big').hex()}")
         return outcome
 
+    def entangle(self, qubit: int, mode: EntangleMode, peer: str) -> Response:
+        """One heralded attempt: ENT_KEEP / ENT_MEASURE word, ENT_SUCCESS / ENT_FAILURE back."""
+        instr = Entangle(qubit, mode)
+        self.spec.check(instr)
+        word = int.from_bytes(encode(instruction_message(instr)), "big")
+        resp = response_of(self._send(word, f"entangle with {peer}"))
+        if resp.kind not in (ResponseKind.ENT_SUCCESS, ResponseKind.ENT_FAILURE):
+            raise DeviceFailureError(f"entangle with {peer} on qubit {qubit}: device answered "
+                                     f"{resp.kind.name}")
+        return resp
+
     def now_ns(self) -> int:
-        return self.clock.now_ns()
+        return self._now()
 
     def qubit_state(self, qubits: tuple[int, ...]) -> np.ndarray:
         if self._probe is None:
