@@ -1,0 +1,200 @@
+"""A netqasm connection that talks to a QNPU over TCP (framed netqasm messages)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from typing import Any, Callable, Optional
+
+import numpy as np
+from netqasm.backend.messages import (ErrorMessage, MsgDoneMessage, ReturnArrayMessage,
+                                      ReturnMessageType, ReturnRegMessage, deserialize_return_msg)
+from netqasm.lang.operand import Register
+from netqasm.sdk.connection import BaseNetQASMConnection
+from netqasm.sdk.shared_memory import SharedMemory
+from netqasm.sdk.transpile import NVSubroutineTranspiler
+
+from ..qnpu.framing import recv_frame, send_frame
+from ..qnpu.qnpu import EXT_ERROR, EXT_STATE_REP, EXT_STATE_REQ
+from .directory import NetworkDirectory
+
+
+class QNPUConnectionError(ConnectionError):
+    """The QNPU connection broke or was never made."""
+
+
+class SubroutineFailedError(RuntimeError):
+    """The QNPU failed a message of this program; ``error`` is the QNPU's error name."""
+
+    def __init__(self, error: str, message: str, code: int) -> None:
+        self.error, self.code = error, code
+        super().__init__(f"{error}: {message}")
+
+
+class QNPUConnection(BaseNetQASMConnection):
+    """``BaseNetQASMConnection`` over TCP to the QNPU of the node this app's role runs on.
+
+    ``directory`` locates the node; ``timeout_s`` bounds every blocking wait (s).
+    """
+
+    def __init__(self, app_name: str, node_name: Optional[str] = None, app_id: Optional[int] = None,
+                 max_qubits: int = 5, hardware_config: Any = None, log_config: Any = None,
+                 epr_sockets: Any = None, compiler: Any = None, return_arrays: bool = True,
+                 _init_app: bool = True, _setup_epr_sockets: bool = True, *,
+                 directory: NetworkDirectory, timeout_s: float = 120.0) -> None:
+        self._directory = directory
+        self._info = directory.network_info()
+        entry = directory.node_of_role(app_name)
+        if compiler is None and entry.flavour == "nv":
+            compiler = NVSubroutineTranspiler
+        self._timeout = timeout_s
+        self._shm = SharedMemory()
+        self._lock = threading.Lock()
+        self._cv = threading.Condition()
+        self._sent = 0
+        self._done: set[int] = set()
+        self._failed: dict[int, SubroutineFailedError] = {}
+        self._callbacks: dict[int, Callable] = {}
+        self._detail: dict | None = None
+        self._state_reply: dict | None = None
+        self._closed = False
+        try:
+            self._sock = socket.create_connection(entry.qnpu, timeout=timeout_s)
+        except OSError as exc:
+            raise QNPUConnectionError(f"cannot reach the QNPU of node '{entry.name}' at "
+                                      f"{entry.qnpu[0]}:{entry.qnpu[1]}: {exc}") from exc
+        self._sock.settimeout(None)
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._reader = threading.Thread(target=self._read_loop, daemon=True, name=f"cnpu-{app_name}-rx")
+        self._reader.start()
+        super().__init__(app_name=app_name, node_name=entry.name, app_id=app_id,
+                         max_qubits=max_qubits, hardware_config=hardware_config,
+                         log_config=log_config, epr_sockets=epr_sockets, compiler=compiler,
+                         return_arrays=return_arrays, _init_app=_init_app,
+                         _setup_epr_sockets=_setup_epr_sockets)
+
+    # -- netqasm hooks ----------------------------------------------------------------------
+    def _get_network_info(self):
+        return self._info
+
+    @property
+    def shared_memory(self) -> SharedMemory:
+        return self._shm
+
+    def _commit_serialized_message(self, raw_msg: bytes, block: bool = True,
+                                   callback: Optional[Callable] = None) -> None:
+        with self._lock:
+            msg_id = self._sent
+            self._sent += 1
+            if callback is not None:
+                self._callbacks[msg_id] = callback
+            try:
+                send_frame(self._sock, raw_msg)
+            except OSError as exc:
+                raise QNPUConnectionError(f"QNPU connection lost: {exc}") from exc
+        if raw_msg[:1] == b"\x04":  # SignalMessage: the QNPU does not answer
+            with self._cv:
+                self._done.add(msg_id)
+            return
+        if block:
+            self._wait(msg_id)
+
+    def _wait(self, msg_id: int) -> None:
+        with self._cv:
+            ok = self._cv.wait_for(lambda: msg_id in self._done or msg_id in self._failed
+                                   or self._closed, self._timeout)
+            if msg_id in self._failed:
+                raise self._failed.pop(msg_id)
+            if not ok or msg_id not in self._done:
+                raise QNPUConnectionError(f"no answer from the QNPU for message {msg_id} "
+                                          f"({'closed' if self._closed else 'timeout'})")
+
+    def block(self) -> None:
+        """Wait until every message sent so far is done."""
+        for m in range(self._sent):
+            self._wait(m)
+
+    def close(self, clear_app: bool = True, stop_backend: bool = False, exception: bool = False) -> None:
+        try:
+            super().close(clear_app=clear_app, stop_backend=stop_backend, exception=exception)
+        finally:
+            self.disconnect()
+
+    def disconnect(self) -> None:
+        """Close the TCP connection (the QNPU frees this program's qubits and sockets)."""
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._sock.close()
+
+    # -- receiving ------------------------------------------------------------------------
+    def _read_loop(self) -> None:
+        done_count = 0
+        try:
+            while True:
+                frame = recv_frame(self._sock)
+                if frame is None:
+                    break
+                t = frame[0]
+                if t == EXT_ERROR:
+                    self._detail = json.loads(frame[1:])
+                    continue
+                if t == EXT_STATE_REP:
+                    with self._cv:
+                        self._state_reply = json.loads(frame[1:])
+                        self._cv.notify_all()
+                    continue
+                msg = deserialize_return_msg(frame)
+                if isinstance(msg, ReturnRegMessage):
+                    reg = Register.from_raw(msg.register)
+                    self._shm.set_register(reg, msg.value)
+                elif isinstance(msg, ReturnArrayMessage):
+                    self._shm.init_new_array(msg.address, new_array=list(msg.values))
+                elif isinstance(msg, MsgDoneMessage):
+                    cb = self._callbacks.pop(msg.msg_id, None)
+                    with self._cv:
+                        self._done.add(msg.msg_id)
+                        self._cv.notify_all()
+                    if cb is not None:
+                        cb()
+                    done_count += 1
+                elif isinstance(msg, ErrorMessage):
+                    d = self._detail or {}
+                    self._detail = None
+                    mid = d.get("msg_id", -1)
+                    err = SubroutineFailedError(d.get("error", "QNPUError"),
+                                                d.get("message", "no detail"), msg.err_code)
+                    with self._cv:
+                        self._failed[mid] = err
+                        self._cv.notify_all()
+        except OSError:
+            pass
+        finally:
+            with self._cv:
+                self._closed = True
+                self._cv.notify_all()
+
+    # -- simulation-only queries ---------------------------------------------------------------
+    def qubit_state(self, qubit_ids: list[int], full: bool = False) -> np.ndarray:
+        """Density matrix of this program's virtual qubits (simulated stations only)."""
+        req = {"app_id": self.app_id, "qubits": list(qubit_ids), "full": full}
+        with self._cv:
+            self._state_reply = None
+        with self._lock:
+            send_frame(self._sock, bytes([EXT_STATE_REQ]) + json.dumps(req).encode())
+        with self._cv:
+            ok = self._cv.wait_for(lambda: self._state_reply is not None or self._closed, self._timeout)
+            rep = self._state_reply
+        if not ok or rep is None:
+            raise QNPUConnectionError("no answer from the QNPU to a qubit-state query")
+        if not rep["ok"]:
+            if rep["error"] == "NotSimulatedError":
+                from ..qdrivers.base import NotSimulatedError
+                raise NotSimulatedError(rep["message"])
+            raise SubroutineFailedError(rep["error"], rep["message"], -1)
+        return np.array(rep["re"]) + 1j * np.array(rep["im"])
+
+
+_ = ReturnMessageType  # re-exported names used by readers of this module

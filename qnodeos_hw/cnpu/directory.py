@@ -1,0 +1,81 @@
+"""Who is where: node names, netqasm node ids, QNPU and classical (CNPU) TCP addresses,
+and which node each application role runs on. JSON-serialisable, so CNPUs and QNPUs
+in separate OS processes can share it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+from netqasm.sdk.network import NetworkInfo
+
+
+@dataclass(frozen=True)
+class NodeEntry:
+    """One node: ``qnpu`` and ``classical`` are (host, port); ``flavour`` is
+    'vanilla', 'nv' or 'trapped_ion' (what its QNPU decodes)."""
+
+    name: str
+    node_id: int
+    qnpu: tuple[str, int]
+    classical: tuple[str, int]
+    flavour: str = "vanilla"
+
+
+@dataclass
+class NetworkDirectory:
+    """Nodes by name and the role -> node assignment of the running application."""
+
+    nodes: dict[str, NodeEntry] = field(default_factory=dict)
+    roles: dict[str, str] = field(default_factory=dict)
+
+    def node_of_role(self, role: str) -> NodeEntry:
+        name = self.roles.get(role, role)
+        try:
+            return self.nodes[name]
+        except KeyError:
+            raise KeyError(f"no node for application role '{role}' (nodes: {sorted(self.nodes)})") from None
+
+    def node_ids(self) -> dict[str, int]:
+        return {n.name: n.node_id for n in self.nodes.values()}
+
+    def to_json(self) -> str:
+        return json.dumps({"nodes": [asdict(n) for n in self.nodes.values()], "roles": self.roles})
+
+    @classmethod
+    def from_json(cls, text: str) -> "NetworkDirectory":
+        d = json.loads(text)
+        nodes = {}
+        for n in d["nodes"]:
+            n["qnpu"], n["classical"] = tuple(n["qnpu"]), tuple(n["classical"])
+            nodes[n["name"]] = NodeEntry(**n)
+        return cls(nodes, dict(d["roles"]))
+
+    def network_info(self) -> type[NetworkInfo]:
+        """A netqasm ``NetworkInfo`` class answering from this directory."""
+        directory = self
+
+        class DirectoryNetworkInfo(NetworkInfo):
+            @classmethod
+            def _get_node_id(cls, node_name: str) -> int:
+                try:
+                    return directory.nodes[node_name].node_id
+                except KeyError:
+                    raise ValueError(f"{node_name} is not a known node name") from None
+
+            @classmethod
+            def _get_node_name(cls, node_id: int) -> str:
+                for n in directory.nodes.values():
+                    if n.node_id == node_id:
+                        return n.name
+                raise ValueError(f"{node_id} is not a known node ID")
+
+            @classmethod
+            def get_node_id_for_app(cls, app_name: str) -> int:
+                return directory.node_of_role(app_name).node_id
+
+            @classmethod
+            def get_node_name_for_app(cls, app_name: str) -> str:
+                return directory.node_of_role(app_name).name
+
+        return DirectoryNetworkInfo

@@ -1,0 +1,224 @@
+"""A network of nodes (QDriver + QNPU + TCP server + CNPU hub per node) and
+``qnodeos-hw run APP_DIR``.
+
+Plug a platform in through a *QDriver factory*: any callable
+``factory(node_name: str, clock: VirtualClock) -> QDriver`` (one factory object per
+network, so it can hold the shared heralding station). Its optional attribute
+``flavour_name`` ('vanilla', 'nv', 'trapped_ion') tells the CNPU which netqasm
+flavour to compile for. :class:`IdealNetworkFactory` is the built-in one.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import random
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import yaml
+from netqasm.lang.instr.flavour import NVFlavour, TrappedIonFlavour, VanillaFlavour
+from netqasm.runtime.settings import SIMULATOR_ENV, Simulator
+
+from ..qdevice.clock import VirtualClock
+from ..qdrivers.ideal import IdealLink, IdealQDriver, NetworkQuantumState
+from ..qnpu.netstack import RequestBoard
+from ..qnpu.qnpu import QNPU, QNPUConfig
+from ..qnpu.server import QNPUServer
+from ..qnpu.trace import Trace
+from .directory import NetworkDirectory, NodeEntry
+from .runtime import ProgramOutcome, external_names, load_app_dir, make_external_module, run_programs
+from .socket import ClassicalHub
+
+QDriverFactory = Callable[[str, VirtualClock], Any]
+_FLAVOURS = {"vanilla": VanillaFlavour, "nv": NVFlavour, "trapped_ion": TrappedIonFlavour}
+
+
+class IdealNetworkFactory:
+    """Makes :class:`IdealQDriver` s of ``num_qubits`` sharing one :class:`IdealLink`
+    (Werner ``fidelity``, ``p_success`` per attempt, seeded by ``seed``)."""
+
+    def __init__(self, num_qubits: int = 5, fidelity: float = 1.0, p_success: float = 1.0,
+                 seed: int | None = None, flavour_name: str = "vanilla",
+                 random_bell: bool = False) -> None:
+        self.num_qubits, self.flavour_name = num_qubits, flavour_name
+        self.link = IdealLink(NetworkQuantumState(np.random.default_rng(seed)), fidelity=fidelity,
+                              p_success=p_success, random_bell=random_bell)
+
+    def __call__(self, node: str, clock: VirtualClock) -> IdealQDriver:
+        return IdealQDriver(node, self.num_qubits, clock, self.link,
+                            flavour=_FLAVOURS[self.flavour_name]())
+
+
+@dataclass
+class Node:
+    """One running node."""
+
+    name: str
+    node_id: int
+    clock: VirtualClock
+    driver: Any
+    qnpu: QNPU
+    server: QNPUServer
+    hub: ClassicalHub
+
+
+@dataclass
+class NetworkSettings:
+    """``bin_ns``: TDMA time bin (ns); ``host``: where servers listen; ``ports``: node ->
+    (qnpu port, classical port) (0/absent: any free port)."""
+
+    bin_ns: int = 10_000_000
+    host: str = "127.0.0.1"
+    ports: dict[str, tuple[int, int]] = field(default_factory=dict)
+    seed: int | None = None
+    trace_instructions: bool = True
+
+
+class SimulatedNetwork:
+    """Nodes named ``node_names`` built by ``factory``; start with ``with`` or :meth:`start`."""
+
+    def __init__(self, node_names: list[str], factory: QDriverFactory,
+                 settings: NetworkSettings = NetworkSettings(), roles: dict[str, str] | None = None) -> None:
+        self.settings = settings
+        self.trace = Trace(instructions=settings.trace_instructions)
+        self.board = RequestBoard()
+        self.nodes: dict[str, Node] = {}
+        flavour = getattr(factory, "flavour_name", "vanilla")
+        ids = {name: i for i, name in enumerate(node_names)}
+        rng = np.random.default_rng(settings.seed)
+        for name in node_names:
+            clock = VirtualClock()
+            driver = factory(name, clock)
+            qnpu = QNPU(name, driver, ids, self.board, QNPUConfig(bin_ns=settings.bin_ns),
+                        self.trace, np.random.default_rng(rng.integers(2**63)))
+            qport, cport = settings.ports.get(name, (0, 0))
+            server = QNPUServer(qnpu, settings.host, qport)
+            hub = ClassicalHub(settings.host, cport)
+            self.nodes[name] = Node(name, ids[name], clock, driver, qnpu, server, hub)
+        self.directory = NetworkDirectory(
+            {n.name: NodeEntry(n.name, n.node_id, n.server.address, n.hub.address, flavour)
+             for n in self.nodes.values()}, dict(roles or {}))
+
+    def start(self) -> "SimulatedNetwork":
+        for n in self.nodes.values():
+            n.qnpu.start()
+            n.server.start()
+        return self
+
+    def close(self) -> None:
+        for n in self.nodes.values():
+            n.server.close()
+            n.hub.close()
+            n.qnpu.stop()
+
+    def __enter__(self) -> "SimulatedNetwork":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def external_module(self, timeout_s: float = 120.0):
+        return make_external_module(self.directory, {n.name: n.hub for n in self.nodes.values()},
+                                    timeout_s)
+
+    def errors(self) -> list[str]:
+        return [f"{n.name}: {e}" for n in self.nodes.values() for e in n.qnpu.errors]
+
+
+@dataclass
+class RunResult:
+    outcomes: dict[str, ProgramOutcome]
+    trace: Trace
+    network: SimulatedNetwork
+
+    @property
+    def results(self) -> dict[str, Any]:
+        return {r: o.result for r, o in self.outcomes.items()}
+
+    @property
+    def ok(self) -> bool:
+        return all(o.error is None for o in self.outcomes.values())
+
+
+def run_app_dir(app_dir: str, factory: QDriverFactory | None = None,
+                settings: NetworkSettings | None = None, inputs: dict[str, dict] | None = None,
+                timeout_s: float = 300.0) -> RunResult:
+    """Run every program of a netqasm application directory on a simulated network
+    with one node per role (names from ``roles.yaml`` when present)."""
+    settings = settings or NetworkSettings()
+    if settings.seed is not None:
+        random.seed(settings.seed)  # the example apps draw from the global `random`
+        np.random.seed(settings.seed % 2**32)
+    factory = factory or IdealNetworkFactory(seed=settings.seed)
+    # roles must be known before the app is imported; read them from the file names
+    from netqasm.runtime import env
+    roles_list = sorted(env.load_app_files(os.path.abspath(app_dir)))
+    roles_cfg = env.load_roles_config(os.path.join(os.path.abspath(app_dir), "roles.yaml")) or {}
+    node_names = sorted({roles_cfg.get(r, r) for r in roles_list})
+    net = SimulatedNetwork(node_names, factory, settings, roles=roles_cfg)
+    # netqasm's default simulator setting (NetSquid) makes apps import netsquid; we are
+    # neither, so present ourselves as netqasm's "debug" runtime while the apps run.
+    old_sim = os.environ.get(SIMULATOR_ENV)
+    os.environ[SIMULATOR_ENV] = Simulator.DEBUG.value
+    try:
+        with net, external_names(net.external_module(timeout_s)):
+            app = load_app_dir(app_dir)
+            outcomes = run_programs(app, inputs, timeout_s)
+    finally:
+        if old_sim is None:
+            os.environ.pop(SIMULATOR_ENV, None)
+        else:
+            os.environ[SIMULATOR_ENV] = old_sim
+    return RunResult(outcomes, net.trace, net)
+
+
+def _factory_from_station(path: str | None, seed: int | None) -> tuple[QDriverFactory, dict]:
+    """``--station`` YAML: ``qdriver_factory: "module:callable"`` (called with the other keys
+    under ``factory_args``) or ideal settings ``num_qubits``, ``fidelity``, ``p_success``;
+    ``bin_ns`` for the network."""
+    cfg: dict = {}
+    if path:
+        with open(path, encoding="utf-8") as fp:
+            cfg = yaml.safe_load(fp) or {}
+    net_cfg = {"bin_ns": int(cfg.get("bin_ns", 10_000_000))}
+    target = cfg.get("qdriver_factory")
+    if target:
+        mod, fn = target.split(":")
+        return getattr(importlib.import_module(mod), fn)(seed=seed, **cfg.get("factory_args", {})), net_cfg
+    unknown = set(cfg) - {"num_qubits", "fidelity", "p_success", "bin_ns", "flavour", "random_bell"}
+    if unknown:
+        raise KeyError(f"station file {path}: unknown key(s) {sorted(unknown)}")
+    return IdealNetworkFactory(num_qubits=int(cfg.get("num_qubits", 5)),
+                               fidelity=float(cfg.get("fidelity", 1.0)),
+                               p_success=float(cfg.get("p_success", 1.0)), seed=seed,
+                               flavour_name=cfg.get("flavour", "vanilla"),
+                               random_bell=bool(cfg.get("random_bell", False))), net_cfg
+
+
+def run_cli(args: Any) -> int:
+    """``qnodeos-hw run APP_DIR [--station FILE] [--seed N] [--trace FILE]``."""
+    factory, net_cfg = _factory_from_station(args.station, args.seed)
+    settings = NetworkSettings(bin_ns=net_cfg["bin_ns"], seed=args.seed)
+    res = run_app_dir(args.app_dir, factory, settings)
+    for role, o in sorted(res.outcomes.items()):
+        if o.error:
+            print(f"[{role}] FAILED: {o.error}", file=sys.stderr)
+    if args.trace:
+        n = res.trace.save(args.trace)
+        print(f"trace: {n} events -> {args.trace}", file=sys.stderr)
+    print(json.dumps({r: o.result for r, o in sorted(res.outcomes.items())}, default=_jsonable))
+    return 0 if res.ok else 1
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, complex):
+        return [x.real, x.imag]
+    if isinstance(x, (np.integer, np.floating)):
+        return x.item()
+    return str(x)

@@ -1,0 +1,166 @@
+"""Running unmodified netqasm SDK programs: the ``netqasm.sdk.external`` names resolve
+to ours, each program's ``main(app_config, **inputs)`` runs in its own thread."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import tempfile
+import threading
+import traceback
+import types
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+from netqasm.runtime import env
+from netqasm.runtime.app_config import AppConfig
+from netqasm.sdk.config import LogConfig
+
+from .connection import QNPUConnection
+from .directory import NetworkDirectory
+from .socket import ClassicalHub, ClassicalSocket, broadcast_channel_class
+
+EXTERNAL = "netqasm.sdk.external"
+
+
+def make_external_module(directory: NetworkDirectory, hubs: dict[str, ClassicalHub],
+                         timeout_s: float = 120.0) -> types.ModuleType:
+    """A stand-in for ``netqasm.sdk.external`` bound to this network."""
+
+    class NetQASMConnection(QNPUConnection):
+        def __init__(self, app_name: str, *args: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("directory", directory)
+            kwargs.setdefault("timeout_s", timeout_s)
+            super().__init__(app_name, *args, **kwargs)
+
+    class Socket(ClassicalSocket):
+        def __init__(self, app_name: str, remote_app_name: str, *args: Any, **kwargs: Any) -> None:
+            hub = hubs[directory.node_of_role(app_name).name]
+            super().__init__(app_name, remote_app_name, *args, directory=directory, hub=hub,
+                             default_timeout=timeout_s, **kwargs)
+
+    def get_qubit_state(qubit: Any, reduced_dm: bool = True) -> np.ndarray:
+        """Density matrix of ``qubit`` (its whole entangled group if not ``reduced_dm``).
+        Raises ``NotSimulatedError`` on a node driving real hardware."""
+        conn = qubit._conn
+        if not isinstance(conn, QNPUConnection):
+            raise TypeError("get_qubit_state needs a qubit of a qnodeos-hw connection")
+        return conn.qubit_state([qubit.qubit_id], full=not reduced_dm)
+
+    def _unavailable(*_a: Any, **_k: Any) -> None:
+        raise NotImplementedError("use `qnodeos-hw run APP_DIR` to run applications")
+
+    mod = types.ModuleType(EXTERNAL, "qnodeos-hw implementations of netqasm's external names")
+    mod.NetQASMConnection = NetQASMConnection  # type: ignore[attr-defined]
+    mod.Socket = Socket  # type: ignore[attr-defined]
+    mod.BroadcastChannel = broadcast_channel_class(Socket)  # type: ignore[attr-defined]
+    mod.get_qubit_state = get_qubit_state  # type: ignore[attr-defined]
+    mod.simulate_application = _unavailable  # type: ignore[attr-defined]
+    mod.run_application = _unavailable  # type: ignore[attr-defined]
+    return mod
+
+
+class external_names:
+    """Context manager: ``netqasm.sdk.external`` is ``module`` inside (the previous module,
+    if any, is restored on exit)."""
+
+    def __init__(self, module: types.ModuleType) -> None:
+        self.module = module
+        self._old: types.ModuleType | None = None
+
+    def __enter__(self) -> types.ModuleType:
+        self._old = sys.modules.get(EXTERNAL)
+        sys.modules[EXTERNAL] = self.module
+        import netqasm.sdk as sdk
+        sdk.external = self.module  # type: ignore[attr-defined]
+        return self.module
+
+    def __exit__(self, *exc: Any) -> None:
+        import netqasm.sdk as sdk
+        if self._old is None:
+            sys.modules.pop(EXTERNAL, None)
+            if hasattr(sdk, "external"):
+                delattr(sdk, "external")
+        else:
+            sys.modules[EXTERNAL] = self._old
+            sdk.external = self._old  # type: ignore[attr-defined]
+
+
+@dataclass
+class AppDir:
+    """A netqasm application directory: ``programs`` role -> main, ``inputs`` role -> kwargs,
+    ``roles`` role -> node name."""
+
+    path: str
+    programs: dict[str, Callable]
+    inputs: dict[str, dict]
+    roles: dict[str, str] = field(default_factory=dict)
+
+
+def load_app_dir(app_dir: str) -> AppDir:
+    """Import the ``app_<role>.py`` files (under unique module names, with the app dir on
+    ``sys.path`` while importing) and read ``<role>.yaml`` inputs and ``roles.yaml``.
+    ``netqasm.sdk.external`` must already be ours."""
+    app_dir = os.path.abspath(os.path.expanduser(app_dir))
+    files = env.load_app_files(app_dir)
+    before = set(sys.modules)
+    sys.path.insert(0, app_dir)
+    programs: dict[str, Callable] = {}
+    inputs: dict[str, dict] = {}
+    try:
+        for role, fname in sorted(files.items()):
+            modname = f"qnodeos_app_{abs(hash(app_dir)):x}_{role}"
+            spec = importlib.util.spec_from_file_location(modname, os.path.join(app_dir, fname))
+            mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+            spec.loader.exec_module(mod)  # type: ignore[union-attr]
+            programs[role] = getattr(mod, "main")
+            inputs[role] = env.load_app_config_file(app_dir, role) or {}
+    finally:
+        sys.path.remove(app_dir)
+        for name in set(sys.modules) - before:  # helper modules of this app ("src", ...)
+            f = getattr(sys.modules[name], "__file__", None) or ""
+            if f.startswith(app_dir):
+                del sys.modules[name]
+    roles = env.load_roles_config(os.path.join(app_dir, "roles.yaml")) or {}
+    return AppDir(app_dir, programs, inputs, dict(roles))
+
+
+@dataclass
+class ProgramOutcome:
+    role: str
+    result: Any = None
+    error: str | None = None
+
+
+def run_programs(app: AppDir, inputs: dict[str, dict] | None = None,
+                 timeout_s: float = 300.0, log_dir: str | None = None) -> dict[str, ProgramOutcome]:
+    """Run every program's ``main(app_config=..., **inputs)`` in its own thread; the apps'
+    own log files go to ``log_dir`` (default: a new temporary directory)."""
+    out = {role: ProgramOutcome(role) for role in app.programs}
+    log_dir = log_dir or tempfile.mkdtemp(prefix="qnodeos-hw-applog-")
+    threads = []
+    for role, main in app.programs.items():
+        kwargs = dict(app.inputs.get(role, {}))
+        kwargs.update((inputs or {}).get(role, {}))
+        cfg = AppConfig(app_name=role, node_name=app.roles.get(role, role), main_func=main,
+                        log_config=LogConfig(app_dir=app.path, log_dir=log_dir,
+                                             log_subroutines_dir=log_dir, comm_log_dir=log_dir),
+                        inputs=kwargs)
+
+        def target(role: str = role, main: Callable = main, cfg: AppConfig = cfg,
+                   kwargs: dict = kwargs) -> None:
+            try:
+                out[role].result = main(app_config=cfg, **kwargs)
+            except BaseException as exc:  # reported per program
+                out[role].error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
+
+        t = threading.Thread(target=target, name=f"cnpu-program-{role}", daemon=True)
+        threads.append((role, t))
+        t.start()
+    for role, t in threads:
+        t.join(timeout_s)
+        if t.is_alive():
+            out[role].error = f"TimeoutError: program '{role}' still running after {timeout_s} s"
+    return out

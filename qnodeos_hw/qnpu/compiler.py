@@ -1,0 +1,325 @@
+"""Compile a NetQASM subroutine once into Python code, and cache it by its bytes.
+
+A subroutine is split into basic blocks; each becomes a block of generated Python
+source in one generator function: registers are local variables (loaded from the
+process at entry, stored back at the end), arrays are local list references,
+branches set the next block and quantum instructions call the QDriver with the
+pre-bound netqasm instruction object. ``wait_*`` instructions ``yield`` while their
+array entries are undefined, which suspends the process (state WAITING) without
+losing its locals.
+
+The generated function takes one argument, the process' :class:`RunContext`-like
+object, with attributes ``regs`` (dict name -> int), ``arrays`` (dict address ->
+list), ``drv(instr, qubits)``, ``ph(vaddr) -> physical``, ``qalloc(v)``,
+``qfree(v)``, ``create_epr(remote, socket, q_addr, arg_addr, res_addr)``,
+``recv_epr(remote, socket, q_addr, res_addr)``, ``ret_reg(register, value)``,
+``ret_arr(address, values)``, ``all_phys()``.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from netqasm.lang.instr import core
+from netqasm.lang.instr.flavour import Flavour
+from netqasm.lang.operand import ArrayEntry, ArraySlice, Register
+from netqasm.lang.parsing import deserialize
+from netqasm.lang.subroutine import Subroutine
+
+from .errors import MalformedSubroutineError, UnsupportedSubroutineError
+
+#: marker yielded by a subroutine that waits for array entries (entanglement results)
+WAIT = "wait"
+
+_BINARY_OPS = {"add": "+", "sub": "-", "mul": "*"}
+_BRANCH_BIN = {"beq": "==", "bne": "!=", "blt": "<", "bge": ">="}
+_BRANCH_UN = {"bez": "==", "bnz": "!="}
+_SINGLE_Q = {"init", "x", "y", "z", "h", "s", "k", "t", "rot_x", "rot_y", "rot_z"}
+_TWO_Q = {"cnot", "cphase", "mov", "swp", "crot_x", "crot_y"}
+_MEAS = {"meas", "meas_basis", "meas_basis_yzy", "meas_basis_zxz"}
+_ALL_Q = {"init_all", "rot_x_all", "rot_y_all", "rot_z_all", "bichromatic"}
+
+
+@dataclass
+class CompiledSubroutine:
+    """A compiled subroutine: ``make()`` returns a fresh generator given a context."""
+
+    instructions: list
+    source: str
+    run: Callable[[Any], Any]
+    line_map: dict[int, int] = field(repr=False)  # generated source line -> instruction index
+    filename: str = ""
+
+    def __len__(self) -> int:
+        return len(self.instructions)
+
+    def instr_at_line(self, lineno: int) -> int | None:
+        return self.line_map.get(lineno)
+
+
+def _reg(r: Any) -> str:
+    if not isinstance(r, Register):
+        raise UnsupportedSubroutineError(f"expected a register operand, got {r!r}")
+    return f"{r.name.name}{r.index}"
+
+
+def _idx(i: Any) -> str:
+    return _reg(i) if isinstance(i, Register) else str(int(i))
+
+
+def _arr(addr: Any) -> str:
+    a = addr.address
+    if not isinstance(a, int):
+        raise UnsupportedSubroutineError(f"symbolic array address {a!r} in a binary subroutine")
+    return f"A{a}"
+
+
+class _Gen:
+    """Source generator for one subroutine."""
+
+    def __init__(self, instrs: list) -> None:
+        self.instrs = instrs
+        self.lines: list[str] = []
+        self.line_instr: list[int | None] = []
+        self.regs_read: set[str] = set()
+        self.regs_written: set[str] = set()
+        self.arrays: set[str] = set()
+        self.consts: dict[str, int] = {}
+
+    def emit(self, depth: int, text: str, idx: int | None = None) -> None:
+        self.lines.append("    " * depth + text)
+        self.line_instr.append(idx)
+
+    def r(self, reg: Any) -> str:
+        name = _reg(reg)
+        self.regs_read.add(name)
+        return name
+
+    def w(self, reg: Any) -> str:
+        name = _reg(reg)
+        self.regs_written.add(name)
+        return name
+
+    def a(self, addr: Any) -> str:
+        name = _arr(addr)
+        self.arrays.add(name)
+        return name
+
+    def entry(self, e: ArrayEntry) -> str:
+        idx = e.index
+        if isinstance(idx, Register):
+            self.regs_read.add(_reg(idx))
+        return f"{self.a(e.address)}[{_idx(idx)}]"
+
+    def slice_(self, s: ArraySlice) -> str:
+        for x in (s.start, s.stop):
+            if isinstance(x, Register):
+                self.regs_read.add(_reg(x))
+        return f"{self.a(s.address)}[{_idx(s.start)}:{_idx(s.stop)}]"
+
+    def instr_const(self, i: int) -> str:
+        name = f"I{i}"
+        self.consts[name] = i
+        return name
+
+
+def _leaders(instrs: list) -> list[int]:
+    n = len(instrs)
+    lead = {0}
+    for i, ins in enumerate(instrs):
+        if isinstance(ins, (core.JmpInstruction, core.BranchUnaryInstruction,
+                            core.BranchBinaryInstruction)):
+            t = ins.line.value
+            if not 0 <= t <= n:
+                raise UnsupportedSubroutineError(
+                    f"instruction {i} ({ins.mnemonic}) jumps to line {t}, outside 0..{n}")
+            lead.add(t)
+            lead.add(i + 1)
+    return sorted(x for x in lead if x < n)
+
+
+def _translate(g: _Gen, i: int, ins: Any, d: int, block_start: int, next_block: int) -> bool:
+    """Emit one instruction at depth d. Returns True when it ends the block (a branch)."""
+    m = ins.mnemonic
+    e = lambda text: g.emit(d, text, i)  # noqa: E731
+    if m == "set":
+        e(f"{g.w(ins.reg)} = {int(ins.imm.value)}")
+    elif m in _BINARY_OPS:
+        e(f"{g.w(ins.regout)} = {g.r(ins.regin0)} {_BINARY_OPS[m]} {g.r(ins.regin1)}")
+    elif m == "div":
+        e(f"{g.w(ins.regout)} = _div({g.r(ins.regin0)}, {g.r(ins.regin1)})")
+    elif m == "rem":
+        e(f"{g.w(ins.regout)} = _rem({g.r(ins.regin0)}, {g.r(ins.regin1)})")
+    elif m in ("addm", "subm"):
+        op = "+" if m == "addm" else "-"
+        e(f"{g.w(ins.regout)} = ({g.r(ins.regin0)} {op} {g.r(ins.regin1)}) % _mod({g.r(ins.regmod)})")
+    elif m == "array":
+        a = g.a(ins.address)
+        e(f"{a} = _arrs[{ins.address.address}] = [None] * {g.r(ins.size)}")
+    elif m == "store":
+        e(f"{g.entry(ins.entry)} = {g.r(ins.reg)}")
+    elif m == "load":
+        e(f"{g.w(ins.reg)} = {g.entry(ins.entry)}")
+    elif m == "undef":
+        e(f"{g.entry(ins.entry)} = None")
+    elif m == "lea":
+        e(f"{g.w(ins.reg)} = {int(ins.address.address)}")
+    elif m == "wait_all":
+        e(f"while None in {g.slice_(ins.slice)}: yield _WAIT")
+    elif m == "wait_any":
+        s = g.slice_(ins.slice)
+        e(f"while {s} and all(_v is None for _v in {s}): yield _WAIT")
+    elif m == "wait_single":
+        e(f"while {g.entry(ins.entry)} is None: yield _WAIT")
+    elif m == "ret_reg":
+        e(f"_c.ret_reg({ins.reg.name.name!r}, {ins.reg.index}, {g.r(ins.reg)})")
+    elif m == "ret_arr":
+        a = g.a(ins.address)
+        e(f"_c.ret_arr({ins.address.address}, {a})")
+    elif m == "qalloc":
+        e(f"_c.qalloc({g.r(ins.reg)})")
+    elif m == "qfree":
+        e(f"_c.qfree({g.r(ins.reg)})")
+    elif m in _MEAS:
+        q, c = (ins.reg0, ins.reg1)
+        e(f"{g.w(c)} = _drv({g.instr_const(i)}, (_ph({g.r(q)}),))")
+    elif m in _SINGLE_Q:
+        e(f"_drv({g.instr_const(i)}, (_ph({g.r(ins.reg)}),))")
+    elif m in _TWO_Q:
+        e(f"_drv({g.instr_const(i)}, (_ph({g.r(ins.reg0)}), _ph({g.r(ins.reg1)})))")
+    elif m in _ALL_Q:
+        e(f"_drv({g.instr_const(i)}, _c.all_phys())")
+    elif m == "create_epr":
+        args = ", ".join(g.r(x) for x in (ins.reg0, ins.reg1, ins.reg2, ins.reg3, ins.reg4))
+        e(f"_c.create_epr({args})")
+    elif m == "recv_epr":
+        args = ", ".join(g.r(x) for x in (ins.reg0, ins.reg1, ins.reg2, ins.reg3))
+        e(f"_c.recv_epr({args})")
+    elif m == "breakpoint":
+        e("pass")
+    elif m == "jmp":
+        t = ins.line.value
+        e(f"_b = {t}")
+        if t <= block_start:
+            e("continue")
+        return True
+    elif m in _BRANCH_BIN or m in _BRANCH_UN:
+        t = ins.line.value
+        if m in _BRANCH_BIN:
+            cond = f"{g.r(ins.reg0)} {_BRANCH_BIN[m]} {g.r(ins.reg1)}"
+        else:
+            cond = f"{g.r(ins.reg)} {_BRANCH_UN[m]} 0"
+        e(f"if {cond}:")
+        g.emit(d + 1, f"_b = {t}", i)
+        if t <= block_start:
+            g.emit(d + 1, "continue", i)
+        g.emit(d, "else:", i)
+        g.emit(d + 1, f"_b = {next_block}", i)
+        return True
+    else:
+        raise UnsupportedSubroutineError(
+            f"instruction {i} ('{m}') is not supported by the QNPU executor")
+    return False
+
+
+def compile_instructions(instrs: list, name: str = "<subroutine>") -> CompiledSubroutine:
+    """Compile decoded netqasm instructions to a generator function."""
+    n = len(instrs)
+    g = _Gen(instrs)
+    leaders = _leaders(instrs) if n else []
+    body = _Gen(instrs)  # collects the blocks' code (inside 'while True')
+    for bi, start in enumerate(leaders):
+        end = leaders[bi + 1] if bi + 1 < len(leaders) else n
+        body.emit(3, f"if _b == {start}:")
+        ended = False
+        for i in range(start, end):
+            ended = _translate(body, i, instrs[i], 4, start, end)
+        if not ended:
+            body.emit(4, f"_b = {end}")
+    # prologue / epilogue
+    regs = sorted(body.regs_read | body.regs_written)
+    g.emit(0, "def _factory(_I, _div, _rem, _mod, _WAIT):")
+    for c in sorted(body.consts, key=lambda s: int(s[1:])):
+        g.emit(1, f"{c} = _I[{body.consts[c]}]")
+    g.emit(1, "def _run(_c):")
+    g.emit(2, "_drv = _c.drv; _ph = _c.ph; _regs = _c.regs; _arrs = _c.arrays")
+    for r in regs:
+        g.emit(2, f"{r} = _regs.get({r!r})")
+    for a in sorted(body.arrays, key=lambda s: int(s[1:])):
+        g.emit(2, f"{a} = _arrs.get({a[1:]})")
+    g.emit(2, "_b = 0")
+    g.emit(2, "while True:")
+    g.lines.extend(body.lines)
+    g.line_instr.extend(body.line_instr)
+    g.emit(3, "break")
+    for r in sorted(body.regs_written):
+        g.emit(2, f"_regs[{r!r}] = {r}")
+    g.emit(2, "return")
+    g.emit(2, "yield")
+    g.emit(1, "return _run")
+    source = "\n".join(g.lines) + "\n"
+    filename = f"<netqasm-subroutine {name}>"
+    ns: dict[str, Any] = {}
+    exec(compile(source, filename, "exec"), ns)  # noqa: S102 - our own generated code
+    run = ns["_factory"](instrs, _div, _rem, _mod, WAIT)
+    line_map = {ln + 1: idx for ln, idx in enumerate(g.line_instr) if idx is not None}
+    return CompiledSubroutine(instrs, source, run, line_map, filename)
+
+
+def _div(a: int, b: int) -> int:
+    if b == 0:
+        raise ZeroDivisionError("division by zero")
+    return a // b
+
+
+def _rem(a: int, b: int) -> int:
+    if b == 0:
+        raise ZeroDivisionError("remainder by zero")
+    return a % b
+
+
+def _mod(m: int) -> int:
+    if m is None or m < 1:
+        raise ValueError(f"modulus must be >= 1, got {m}")
+    return m
+
+
+class SubroutineCache:
+    """Decode + compile each distinct subroutine once (keyed by its bytes without the
+    app-id header). Thread-safe; ``hits``/``misses`` count lookups."""
+
+    def __init__(self, flavour: Flavour, max_entries: int = 4096) -> None:
+        self.flavour = flavour
+        self.max_entries = max_entries
+        self._cache: dict[bytes, CompiledSubroutine] = {}
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, raw: bytes) -> tuple[CompiledSubroutine, int]:
+        """Compiled subroutine and app id for ``raw`` (netqasm binary encoding)."""
+        if len(raw) < 4 or (len(raw) - 4) % 7:
+            raise MalformedSubroutineError(
+                f"subroutine of {len(raw)} bytes: expected a 4-byte header + 7 bytes per instruction")
+        app_id = int.from_bytes(raw[2:4], sys.byteorder)
+        key = raw[:2] + raw[4:]
+        c = self._cache.get(key)
+        if c is not None:
+            self.hits += 1
+            return c, app_id
+        self.misses += 1
+        try:
+            sub: Subroutine = deserialize(raw, flavour=self.flavour)
+        except Exception as exc:  # netqasm raises assorted types on bad bytes
+            raise MalformedSubroutineError(
+                f"cannot decode subroutine with the {type(self.flavour).__name__}: "
+                f"{type(exc).__name__}: {exc}") from exc
+        c = compile_instructions(list(sub.instructions), name=f"{len(self._cache)}")
+        with self._lock:
+            if len(self._cache) >= self.max_entries:
+                self._cache.clear()
+            self._cache[key] = c
+        return c, sub.app_id

@@ -1,0 +1,114 @@
+"""QMMU: per-process virtual qubit addresses mapped onto the device's physical qubits,
+with ownership moved from the network process to the user process that asked."""
+
+from __future__ import annotations
+
+from .errors import QubitAllocationError
+
+#: pid of the network (kernel) process
+NETWORK_PID = 0
+
+
+class QMMU:
+    """Physical qubits ``0..num_qubits-1``; ``comm_qubits`` may take part in entanglement.
+
+    Each user process has a page table (list indexed by virtual address, ``None``
+    when unmapped) of ``max_qubits`` entries. The network process owns the qubits it
+    reserved for entanglement until :meth:`transfer`.
+    """
+
+    def __init__(self, num_qubits: int, comm_qubits: tuple[int, ...] | None = None) -> None:
+        self.num_qubits = num_qubits
+        self.comm_qubits = tuple(range(num_qubits)) if comm_qubits is None else tuple(comm_qubits)
+        self._owner: list[int | None] = [None] * num_qubits
+        self._tables: dict[int, list[int | None]] = {}
+
+    # -- processes ----------------------------------------------------------------------
+    def add_process(self, pid: int, max_qubits: int) -> list[int | None]:
+        table: list[int | None] = [None] * max_qubits
+        self._tables[pid] = table
+        return table
+
+    def table(self, pid: int) -> list[int | None]:
+        return self._tables[pid]
+
+    def remove_process(self, pid: int) -> list[int]:
+        """Release every qubit of ``pid``; returns the freed physical addresses."""
+        freed = [p for p, o in enumerate(self._owner) if o == pid]
+        for p in freed:
+            self._owner[p] = None
+        self._tables.pop(pid, None)
+        return freed
+
+    # -- allocation ---------------------------------------------------------------------
+    def free_count(self, comm: bool = False) -> int:
+        pool = self.comm_qubits if comm else range(self.num_qubits)
+        return sum(1 for p in pool if self._owner[p] is None)
+
+    def _take(self, comm: bool) -> int:
+        pool = self.comm_qubits if comm else range(self.num_qubits)
+        for p in pool:
+            if self._owner[p] is None:
+                return p
+        raise QubitAllocationError(
+            f"no free {'communication ' if comm else ''}qubit: all {self.num_qubits} physical "
+            f"qubits are in use")
+
+    def _check_vaddr(self, pid: int, vaddr: int) -> list[int | None]:
+        table = self._tables.get(pid)
+        if table is None:
+            raise QubitAllocationError(f"process {pid} has no qubit page table")
+        if vaddr is None or not 0 <= vaddr < len(table):
+            raise QubitAllocationError(
+                f"virtual qubit {vaddr} is outside process {pid}'s range 0..{len(table) - 1}")
+        if table[vaddr] is not None:
+            raise QubitAllocationError(f"virtual qubit {vaddr} of process {pid} is already allocated")
+        return table
+
+    def allocate(self, pid: int, vaddr: int) -> int:
+        """Map ``vaddr`` of ``pid`` to a free physical qubit (prefers non-communication ones
+        when the device has both)."""
+        table = self._check_vaddr(pid, vaddr)
+        pool = [p for p in range(self.num_qubits) if p not in self.comm_qubits] + list(self.comm_qubits)
+        for p in pool:
+            if self._owner[p] is None:
+                self._owner[p] = pid
+                table[vaddr] = p
+                return p
+        raise QubitAllocationError(
+            f"process {pid}: cannot allocate virtual qubit {vaddr}: all {self.num_qubits} "
+            f"physical qubits are in use")
+
+    def free(self, pid: int, vaddr: int) -> int:
+        """Unmap ``vaddr``; returns the physical qubit released."""
+        table = self._tables.get(pid)
+        if table is None or vaddr is None or not 0 <= vaddr < len(table) or table[vaddr] is None:
+            raise QubitAllocationError(f"process {pid}: virtual qubit {vaddr} is not allocated")
+        p = table[vaddr]
+        table[vaddr] = None
+        self._owner[p] = None
+        return p
+
+    def reserve_comm(self) -> int:
+        """A free communication qubit for the network process."""
+        p = self._take(comm=True)
+        self._owner[p] = NETWORK_PID
+        return p
+
+    def release(self, phys: int) -> None:
+        """The network process gives back a reserved qubit."""
+        self._owner[phys] = None
+
+    def transfer(self, phys: int, pid: int, vaddr: int) -> None:
+        """Move ``phys`` from the network process to ``pid`` at virtual address ``vaddr``."""
+        if self._owner[phys] != NETWORK_PID:
+            raise QubitAllocationError(f"physical qubit {phys} is not owned by the network process")
+        table = self._check_vaddr(pid, vaddr)
+        self._owner[phys] = pid
+        table[vaddr] = phys
+
+    def owner(self, phys: int) -> int | None:
+        return self._owner[phys]
+
+    def used(self) -> int:
+        return sum(1 for o in self._owner if o is not None)

@@ -1,0 +1,461 @@
+"""The QNPU of one node: processes, scheduler, executor, QMMU and network process on
+one thread, fed by connections (see :mod:`.server` for the TCP end-node API).
+
+Host messages are netqasm's own (``netqasm.backend.messages``); replies are
+``ReturnRegMessage``/``ReturnArrayMessage`` then ``MsgDoneMessage(msg_id)`` (or an
+``ErrorMessage``), where ``msg_id`` counts the host messages of that connection from
+0. Two extensions, outside netqasm's type space:
+
+* host -> QNPU ``0xE0`` + JSON ``{"app_id", "qubits": [virtual...], "full": bool}``:
+  ask for the density matrix of qubits (simulated stations only); answered by
+  ``0xE1`` + JSON ``{"ok", "re", "im", "error"}``.
+* QNPU -> host ``0xE2`` + JSON ``{"msg_id", "error", "message"}`` just before an
+  ``ErrorMessage``: the named error that failed the subroutine.
+
+Time: the QDriver advances the node clock while it works; when nothing is ready
+and the network process has work, the clock jumps to the next time-bin start.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import sys
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+from netqasm.backend.messages import (ErrorCode, ErrorMessage, MessageType, MsgDoneMessage,
+                                      ReturnArrayMessage, ReturnRegMessage, deserialize_host_msg)
+from netqasm.lang.encoding import RegisterName
+from netqasm.lang.operand import Register
+
+from ..qdrivers.base import NotSimulatedError
+from .compiler import WAIT, SubroutineCache
+from .errors import (ExecutionError, MalformedSubroutineError, ProtocolError, QNPUError,
+                     QubitAllocationError, UnsupportedSubroutineError)
+from .netstack import NetworkStack, RequestBoard, TDMASchedule
+from .process import NETWORK_PRIORITY, USER_PRIORITY, Process, ProcessState, Scheduler
+from .qmmu import NETWORK_PID, QMMU
+from .trace import Trace
+
+EXT_STATE_REQ = 0xE0
+EXT_STATE_REP = 0xE1
+EXT_ERROR = 0xE2
+
+
+@dataclass(frozen=True, slots=True)
+class QNPUConfig:
+    """``bin_ns``: TDMA bin (ns); ``links``: bin -> link order (empty: every bin for every
+    link); ``comm_qubits``: physical qubits that can be entangled (None: all)."""
+
+    bin_ns: int = 10_000_000
+    links: tuple[frozenset, ...] = ()
+    comm_qubits: tuple[int, ...] | None = None
+
+
+class _Conn:
+    __slots__ = ("cid", "send", "n_msgs", "pids")
+
+    def __init__(self, cid: int, send: Callable[[bytes], None]) -> None:
+        self.cid, self.send, self.n_msgs, self.pids = cid, send, 0, []
+
+
+class _RunContext:
+    """What compiled subroutines of one process call (see :mod:`.compiler`)."""
+
+    def __init__(self, qnpu: "QNPU", proc: Process) -> None:
+        self.regs, self.arrays = proc.regs, proc.arrays
+        table = qnpu.qmmu.table(proc.pid)
+        pid = proc.pid
+
+        def ph(v: int) -> int:
+            try:
+                p = table[v]
+            except (IndexError, TypeError):
+                raise QubitAllocationError(f"virtual qubit {v} is outside process {pid}'s "
+                                           f"range 0..{len(table) - 1}") from None
+            if p is None:
+                raise QubitAllocationError(f"virtual qubit {v} of process {pid} is not allocated")
+            return p
+
+        self.ph = ph
+        self.drv = qnpu._traced_execute(pid) if qnpu.trace.instructions else qnpu.driver.execute
+        self.all_phys = lambda: tuple(p for p in table if p is not None)
+        self._q, self._p = qnpu, proc
+
+    def qalloc(self, v: int) -> None:
+        self._q.qmmu.allocate(self._p.pid, v)
+
+    def qfree(self, v: int) -> None:
+        p = self._q.qmmu.free(self._p.pid, v)
+        self._q.driver.free(p)
+
+    def ret_reg(self, name: str, index: int, value: int) -> None:
+        self._p.returns.append(ReturnRegMessage(Register(RegisterName[name], index).cstruct, value))
+
+    def ret_arr(self, address: int, values: list) -> None:
+        self._p.returns.append(ReturnArrayMessage(address, list(values)))
+
+    def create_epr(self, remote: int, sid: int, q_addr: int | None, arg_addr: int, res_addr: int) -> None:
+        arrs = self.arrays
+        self._q.net.create(self._p.pid, sid, remote, arrs.get(q_addr) if q_addr is not None else None,
+                           _array(arrs, arg_addr, "argument"), _array(arrs, res_addr, "result"))
+
+    def recv_epr(self, remote: int, sid: int, q_addr: int | None, res_addr: int) -> None:
+        arrs = self.arrays
+        woken = self._q.net.recv(self._p.pid, sid, remote,
+                                 arrs.get(q_addr) if q_addr is not None else None,
+                                 _array(arrs, res_addr, "result"))
+        self._q._wake(woken)
+
+
+def _array(arrs: dict, addr: int | None, what: str) -> list:
+    a = arrs.get(addr) if addr is not None else None
+    if a is None:
+        raise QNPUError(f"{what} array at address {addr} is not allocated")
+    return a
+
+
+class QNPU:
+    """One node's QNPU. ``node_ids``: node name -> netqasm node id of every node.
+
+    Start with :meth:`start` (a daemon thread) or drive with :meth:`run_forever`.
+    Connections come from :meth:`connect` (the TCP server calls it per client).
+    """
+
+    def __init__(self, name: str, driver: Any, node_ids: dict[str, int],
+                 board: RequestBoard | None = None, config: QNPUConfig = QNPUConfig(),
+                 trace: Trace | None = None, rng: np.random.Generator | None = None) -> None:
+        self.name, self.driver, self.config = name, driver, config
+        self.node_ids = dict(node_ids)
+        self.trace = trace if trace is not None else Trace()
+        self.board = board if board is not None else RequestBoard()
+        self.qmmu = QMMU(driver.spec.num_qubits, config.comm_qubits)
+        self.cache = SubroutineCache(driver.flavour)
+        self.scheduler = Scheduler()
+        self.schedule = TDMASchedule(config.bin_ns, config.links)
+        self.net = NetworkStack(name, driver, self.qmmu, self.board, self.node_ids,
+                                self.schedule, self._record,
+                                rng if rng is not None else np.random.default_rng())
+        self.netproc = Process(NETWORK_PID, None, NETWORK_PRIORITY)
+        self.procs: dict[int, Process] = {}
+        self._by_app: dict[int, Process] = {}
+        self._conns: dict[int, _Conn] = {}
+        self._inbox: queue.Queue = queue.Queue()
+        self._next_pid = 1
+        self._next_cid = 1
+        self._last_bin = -1
+        self._thread: threading.Thread | None = None
+        self._stopped = threading.Event()
+        self.errors: list[str] = []
+        self.board.subscribe(name, lambda: self._inbox.put(("board",)))
+
+    # -- outside API (thread-safe) ------------------------------------------------------
+    def connect(self, send: Callable[[bytes], None]) -> int:
+        """Register a program connection; ``send(frame)`` delivers our replies."""
+        cid = self._next_cid
+        self._next_cid += 1
+        self._inbox.put(("open", cid, send))
+        return cid
+
+    def deliver(self, cid: int, raw: bytes) -> None:
+        self._inbox.put(("msg", cid, raw))
+
+    def disconnect(self, cid: int) -> None:
+        self._inbox.put(("close", cid))
+
+    def start(self) -> "QNPU":
+        self._thread = threading.Thread(target=self.run_forever, name=f"qnpu-{self.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._inbox.put(("stop",))
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def now_ns(self) -> int:
+        return self.driver.now_ns()
+
+    # -- main loop ---------------------------------------------------------------------
+    def run_forever(self) -> None:
+        try:
+            while not self._stopped.is_set():
+                self._drain(block=False)
+                if self._stopped.is_set():
+                    break
+                now = self.driver.now_ns()
+                b = self.schedule.bin_of(now)
+                if b > self._last_bin and self.netproc.state is ProcessState.IDLE and self.net.has_demand():
+                    self._set_state(self.netproc, ProcessState.READY)
+                    self.scheduler.make_ready(self.netproc)
+                proc = self.scheduler.pop()
+                if proc is not None:
+                    self._run(proc)
+                    continue
+                if self.net.has_demand():
+                    nxt = (b + 1) * self.schedule.bin_ns if b <= self._last_bin else now
+                    if nxt > now:
+                        self._advance_to(nxt)
+                    continue
+                self._drain(block=True)
+        except Exception as exc:  # pragma: no cover - reported, never silent
+            self.errors.append(f"{type(exc).__name__}: {exc}")
+            self._record("qnpu_crashed", None, error=f"{type(exc).__name__}: {exc}")
+            raise
+
+    def _advance_to(self, t: int) -> None:
+        clock = getattr(self.driver, "clock", None)
+        if clock is None:
+            raise QNPUError(f"{type(self.driver).__name__} exposes no clock to advance to the next time bin")
+        clock.advance_to(t)
+
+    def _drain(self, block: bool) -> None:
+        try:
+            item = self._inbox.get(block=block)
+        except queue.Empty:
+            return
+        while True:
+            self._handle(item)
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+
+    def _handle(self, item: tuple) -> None:
+        kind = item[0]
+        if kind == "msg":
+            self._on_message(item[1], item[2])
+        elif kind == "open":
+            self._conns[item[1]] = _Conn(item[1], item[2])
+            self._record("connection_opened", None, conn=item[1])
+        elif kind == "close":
+            conn = self._conns.pop(item[1], None)
+            if conn is not None:
+                for pid in list(conn.pids):
+                    self._remove_process(pid, reason="disconnected")
+            self._record("connection_closed", None, conn=item[1])
+        elif kind == "stop":
+            self._stopped.set()
+        # "board": nothing to do, the loop re-checks the network demand
+
+    # -- host messages -----------------------------------------------------------------
+    def _reply(self, conn: _Conn, msg: Any) -> None:
+        try:
+            conn.send(bytes(msg))
+        except OSError:
+            pass  # the program went away; the close event cleans up
+
+    def _on_message(self, cid: int, raw: bytes) -> None:
+        conn = self._conns.get(cid)
+        if conn is None:
+            return
+        msg_id = conn.n_msgs
+        conn.n_msgs += 1
+        if raw and raw[0] == EXT_STATE_REQ:
+            conn.n_msgs -= 1  # extensions do not count as netqasm messages
+            self._reply(conn, bytes([EXT_STATE_REP]) + json.dumps(self._state_query(cid, raw[1:])).encode())
+            return
+        try:
+            mtype = MessageType(raw[0])
+        except (ValueError, IndexError):
+            self._error(conn, msg_id, ProtocolError(f"unknown host message type {raw[:1].hex()}"))
+            return
+        if mtype is MessageType.SUBROUTINE:
+            app_id = int.from_bytes(raw[3:5], sys.byteorder) if len(raw) >= 5 else -1
+            proc = self._by_app.get((cid, app_id))
+            self._record("subroutine_received", proc.pid if proc else None, app_id=app_id,
+                         bytes=len(raw) - 1, msg_id=msg_id)
+            if proc is None:
+                self._error(conn, msg_id, ProtocolError(
+                    f"subroutine for app id {app_id}, which is not registered on this connection"))
+                return
+            proc.pending.append((msg_id, raw[1:]))
+            if proc.state is ProcessState.IDLE:
+                self._set_state(proc, ProcessState.READY)
+                self.scheduler.make_ready(proc)
+            return
+        try:
+            msg = deserialize_host_msg(raw)
+        except Exception as exc:
+            self._error(conn, msg_id, ProtocolError(f"cannot decode {mtype.name} message: {exc}"))
+            return
+        if mtype is MessageType.INIT_NEW_APP:
+            if (cid, msg.app_id) in self._by_app:
+                self._error(conn, msg_id, ProtocolError(f"app id {msg.app_id} is already registered"))
+                return
+            pid = self._next_pid
+            self._next_pid += 1
+            proc = Process(pid, msg.app_id, USER_PRIORITY, cid, msg.max_qubits)
+            self.qmmu.add_process(pid, msg.max_qubits)
+            proc.ctx = _RunContext(self, proc)  # type: ignore[attr-defined]
+            self.procs[pid] = proc
+            self._by_app[(cid, msg.app_id)] = proc
+            conn.pids.append(pid)
+            self._record("process_created", pid, app_id=msg.app_id, max_qubits=msg.max_qubits)
+            self._set_state(proc, ProcessState.IDLE)
+            self._reply(conn, MsgDoneMessage(msg_id))
+        elif mtype is MessageType.OPEN_EPR_SOCKET:
+            proc = self._by_app.get((cid, msg.app_id))
+            try:
+                if proc is None:
+                    raise ProtocolError(f"open EPR socket for unregistered app id {msg.app_id}")
+                remote = {v: k for k, v in self.node_ids.items()}.get(msg.remote_node_id)
+                if remote is None:
+                    raise ProtocolError(f"open EPR socket to unknown node id {msg.remote_node_id}")
+                self.board.open_socket(self.name, msg.epr_socket_id, remote, msg.remote_epr_socket_id)
+            except QNPUError as exc:
+                self._error(conn, msg_id, exc)
+                return
+            proc.epr_sockets[msg.epr_socket_id] = (msg.remote_node_id, msg.remote_epr_socket_id)
+            self._record("epr_socket_opened", proc.pid, socket=msg.epr_socket_id, remote=remote,
+                         remote_socket=msg.remote_epr_socket_id)
+            self._reply(conn, MsgDoneMessage(msg_id))
+        elif mtype is MessageType.STOP_APP:
+            proc = self._by_app.get((cid, msg.app_id))
+            if proc is not None:
+                self._remove_process(proc.pid, reason="stopped")
+            self._reply(conn, MsgDoneMessage(msg_id))
+        # SIGNAL: nothing to stop here (the node outlives its programs)
+
+    def _state_query(self, cid: int, body: bytes) -> dict:
+        try:
+            q = json.loads(body)
+            proc = self._by_app.get((cid, q["app_id"]))
+            if proc is None:
+                raise ProtocolError(f"app id {q['app_id']} is not registered")
+            phys = tuple(proc.ctx.ph(v) for v in q["qubits"])  # type: ignore[attr-defined]
+            if q.get("full") and hasattr(self.driver, "group_state"):
+                _, rho = self.driver.group_state(phys[0])
+            else:
+                rho = self.driver.qubit_state(phys)
+            return {"ok": True, "re": np.real(rho).tolist(), "im": np.imag(rho).tolist()}
+        except NotSimulatedError as exc:
+            return {"ok": False, "error": "NotSimulatedError", "message": str(exc)}
+        except Exception as exc:
+            return {"ok": False, "error": type(exc).__name__, "message": str(exc)}
+
+    def _error(self, conn: _Conn, msg_id: int, exc: Exception, pid: int | None = None) -> None:
+        name = type(exc).__name__
+        if getattr(exc, "cause_type", None):
+            name += f"({exc.cause_type})"  # type: ignore[attr-defined]
+        self._record("error", pid, msg_id=msg_id, error=name, message=str(exc))
+        detail = {"msg_id": msg_id, "error": name, "message": str(exc)}
+        self._reply(conn, bytes([EXT_ERROR]) + json.dumps(detail).encode())
+        code = ErrorCode.GENERAL
+        if isinstance(exc, QubitAllocationError):
+            code = ErrorCode.NO_QUBIT
+        elif isinstance(exc, (UnsupportedSubroutineError, MalformedSubroutineError)):
+            code = ErrorCode.UNSUPP
+        self._reply(conn, ErrorMessage(code))
+
+    # -- processes --------------------------------------------------------------------------
+    def _record(self, kind: str, pid: int | None, **data: Any) -> None:
+        self.trace.record(self.driver.now_ns(), self.name, kind, pid, **data)
+
+    def _set_state(self, proc: Process, state: ProcessState) -> None:
+        proc.state = state
+        self._record("process_state", proc.pid, state=state.value)
+
+    def _wake(self, pids: list[int]) -> None:
+        for pid in pids:
+            p = self.procs.get(pid)
+            if p is not None and p.state is ProcessState.WAITING:
+                self._set_state(p, ProcessState.READY)
+                self.scheduler.make_ready(p)
+
+    def _remove_process(self, pid: int, reason: str) -> None:
+        proc = self.procs.pop(pid, None)
+        if proc is None:
+            return
+        self.scheduler.remove(proc)
+        self._by_app.pop((proc.conn_id, proc.app_id), None)
+        self.net.drop_process(pid, list(proc.epr_sockets))
+        for p in self.qmmu.remove_process(pid):
+            self.driver.free(p)
+        conn = self._conns.get(proc.conn_id)
+        if conn is not None and pid in conn.pids:
+            conn.pids.remove(pid)
+        proc.current = None
+        self._record("process_removed", pid, reason=reason)
+
+    def _traced_execute(self, pid: int) -> Callable:
+        drv, rec = self.driver.execute, self._record
+
+        def execute(instr: Any, qubits: tuple) -> Any:
+            rec("instr_sent", pid, instr=instr.mnemonic, qubits=list(qubits))
+            out = drv(instr, qubits)
+            rec("instr_response", pid, instr=instr.mnemonic, outcome=out)
+            return out
+        return execute
+
+    def _run(self, proc: Process) -> None:
+        self._set_state(proc, ProcessState.RUNNING)
+        if proc is self.netproc:
+            self._last_bin = self.schedule.bin_of(self.driver.now_ns())
+            woken = self.net.run()
+            self._set_state(proc, ProcessState.IDLE)
+            self._wake(woken)
+            return
+        conn = self._conns.get(proc.conn_id)
+        if proc.current is None:
+            msg_id, raw = proc.pending.popleft()
+            proc.current_msg = msg_id
+            try:
+                compiled, _ = self.cache.get(raw)
+            except QNPUError as exc:
+                self._fail(proc, conn, msg_id, exc)
+                return
+            proc.current_sub = compiled
+            proc.returns = []
+            proc.current = compiled.run(proc.ctx)  # type: ignore[attr-defined]
+        try:
+            out = next(proc.current)
+        except StopIteration:
+            proc.current = None
+            if conn is not None:
+                for m in proc.returns:
+                    self._reply(conn, m)
+                self._reply(conn, MsgDoneMessage(proc.current_msg))
+            self._record("subroutine_done", proc.pid, msg_id=proc.current_msg)
+            proc.returns = []
+            self._after(proc)
+            return
+        except Exception as exc:
+            self._fail(proc, conn, proc.current_msg, self._named(proc, exc))
+            return
+        if out is WAIT:
+            self._set_state(proc, ProcessState.WAITING)
+
+    def _after(self, proc: Process) -> None:
+        if proc.pending:
+            self._set_state(proc, ProcessState.READY)
+            self.scheduler.make_ready(proc)
+        else:
+            self._set_state(proc, ProcessState.IDLE)
+
+    def _fail(self, proc: Process, conn: _Conn | None, msg_id: int | None, exc: Exception) -> None:
+        proc.current = None
+        proc.returns = []
+        if conn is not None:
+            self._error(conn, msg_id if msg_id is not None else -1, exc, proc.pid)
+        self._after(proc)
+
+    @staticmethod
+    def _named(proc: Process, exc: Exception) -> Exception:
+        """Wrap a run-time exception as :class:`ExecutionError` naming the instruction."""
+        compiled = proc.current_sub
+        tb = exc.__traceback__
+        idx = None
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == compiled.filename:
+                idx = compiled.instr_at_line(tb.tb_lineno)
+            tb = tb.tb_next
+        if idx is None:
+            return exc if isinstance(exc, QNPUError) else ExecutionError(-1, "?", f"{type(exc).__name__}: {exc}")
+        mnem = compiled.instructions[idx].mnemonic
+        err = ExecutionError(idx, mnem, f"{type(exc).__name__}: {exc}")
+        err.cause_type = type(exc).__name__  # type: ignore[attr-defined]
+        return err

@@ -1,0 +1,61 @@
+"""Event trace of a node (or a whole network) with virtual timestamps, as JSON lines."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable, TextIO
+
+
+@dataclass(frozen=True, slots=True)
+class TraceEvent:
+    """One event: ``t_ns`` on the node's virtual clock, ``kind`` (e.g. 'subroutine_received',
+    'process_state', 'instr_sent', 'instr_response', 'entanglement_delivered'), the node,
+    the process id (or None) and free-form ``data``."""
+
+    t_ns: int
+    node: str
+    kind: str
+    pid: int | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class Trace:
+    """Thread-safe event recorder shared by the QNPUs of a network.
+
+    ``kinds``: record only these kinds (None: all). ``instructions``: whether the
+    executor records every quantum instruction sent/answered (costly in hot loops).
+    """
+
+    def __init__(self, kinds: Iterable[str] | None = None, instructions: bool = True) -> None:
+        self._events: list[TraceEvent] = []
+        self._lock = threading.Lock()
+        self.kinds = None if kinds is None else frozenset(kinds)
+        self.instructions = instructions
+
+    def record(self, t_ns: int, node: str, kind: str, pid: int | None = None, **data: Any) -> None:
+        if self.kinds is not None and kind not in self.kinds:
+            return
+        ev = TraceEvent(int(t_ns), node, kind, pid, data)
+        with self._lock:
+            self._events.append(ev)
+
+    @property
+    def events(self) -> list[TraceEvent]:
+        with self._lock:
+            return list(self._events)
+
+    def of_kind(self, kind: str) -> list[TraceEvent]:
+        return [e for e in self.events if e.kind == kind]
+
+    def write_jsonl(self, fp: TextIO) -> int:
+        """Write every event as one JSON object per line; returns the number written."""
+        evs = self.events
+        for e in evs:
+            fp.write(json.dumps(asdict(e), default=str) + "\n")
+        return len(evs)
+
+    def save(self, path: str) -> int:
+        with open(path, "w", encoding="utf-8") as fp:
+            return self.write_jsonl(fp)
