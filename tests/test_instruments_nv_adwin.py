@@ -66,6 +66,7 @@ def build(backend=None, policy=BusyPolicy.QUEUE, fifo_depth=16, with_awg=True):
     sim = SimulatedADwin(clock, conn, backend, policy=policy, fifo_depth=fifo_depth,
                          record=True)
     ad = ADwinController("adwin_test", adwin=sim)
+    ad.configure_dio("valid", 31)  # PROGRAM uses executeTableEntry(getDIOTriggered())
     hd = None
     if with_awg:
         hd = ZIHDAWG("hdawg_for_adwin", "dev8001", connection=conn)

@@ -8,9 +8,10 @@ Conventions of the controller process (ADbasic, process 1)::
 
     Par_1  CR-check threshold (counts)         Par_7  CR-check window (ns)
     Par_2  SSRO threshold (counts)             Par_8  entanglement attempt (ns)
-    Par_4  CR-check attempts per INIT          Par_9  DIO valid bit of the codeword
+    Par_4  CR-check attempts per INIT          Par_9  DIO flag bit (valid / toggle)
     Par_5  spin-pumping duration (ns)          Par_10 tick counter (read-only)
-    Par_6  readout duration (ns)               Par_12 instructions executed (read-only)
+    Par_6  readout duration (ns)               Par_11 DIO protocol: 0 valid, 1 toggle
+                                               Par_12 instructions executed (read-only)
     Data_1 FIFO: instruction words (int32, = the 4-byte message, big-endian)
     Data_2 FIFO: response words
     Processdelay of process 1: CPU cycles per tick (T12: 1 GHz / 10,000 = 100 kHz)
@@ -30,7 +31,7 @@ from qcodes.instrument import Instrument
 
 PAR_CR_THRESHOLD, PAR_SSRO_THRESHOLD, PAR_CR_MAX_ATTEMPTS = 1, 2, 4
 PAR_INIT_NS, PAR_READOUT_NS, PAR_CR_CHECK_NS, PAR_ENT_ATTEMPT_NS = 5, 6, 7, 8
-PAR_DIO_VALID_BIT, PAR_TICKS, PAR_INSTRUCTIONS = 9, 10, 12
+PAR_DIO_FLAG_BIT, PAR_TICKS, PAR_DIO_PROTOCOL, PAR_INSTRUCTIONS = 9, 10, 11, 12
 FIFO_INSTRUCTIONS, FIFO_RESPONSES = 1, 2
 PROCESS_NO = 1
 _ADWIN_LIBRARY_MISSING = 200
@@ -143,10 +144,18 @@ class ADwinController(Instrument):
                                         "Entanglement attempt", "ns",
                                         vals.Ints(100, 10_000_000),
                                         "Duration of one heralded entanglement attempt.")
-        self.dio_valid_bit = par("dio_valid_bit", PAR_DIO_VALID_BIT, "DIO valid bit", "",
-                                 vals.Ints(10, 31),
-                                 "DIO bit raised with each codeword (must match the AWG's "
-                                 "dio_valid_index); codeword bits are 0..9.")
+        self.dio_flag_bit = par("dio_flag_bit", PAR_DIO_FLAG_BIT, "DIO flag bit", "",
+                                vals.Ints(1, 31),
+                                "DIO bit that marks a request (valid protocol: raised with "
+                                "each codeword; toggle protocol: flipped per request); the "
+                                "codeword is the bits below it.")
+        self.dio_protocol = self.add_parameter(
+            "dio_protocol", label="DIO request protocol", val_mapping={"valid": 0, "toggle": 1},
+            get_cmd=lambda: int(self.adwin.Get_Par(PAR_DIO_PROTOCOL)),
+            set_cmd=lambda v: self.adwin.Set_Par(PAR_DIO_PROTOCOL, int(v)),
+            docstring="How the AWG recognises a new codeword: 'valid' (flag bit high, for "
+                      "getDIOTriggered programs) or 'toggle' (flag bit flips, for programs "
+                      "polling getDIO, e.g. the NV program of qnodeos_hw.sequences).")
         self.tick_rate = self.add_parameter(
             "tick_rate", label="Tick rate", unit="Hz", vals=vals.Numbers(1e3, 1e6),
             get_cmd=lambda: self.cpu_clock_hz / self.adwin.Get_Processdelay(PROCESS_NO),
@@ -187,6 +196,13 @@ class ADwinController(Instrument):
 
     def stop_process(self) -> None:
         self.adwin.Stop_Process(PROCESS_NO)
+
+    def configure_dio(self, protocol: str, flag_bit: int) -> None:
+        """How PLAY codewords reach the AWG (see :attr:`dio_protocol`)."""
+        self.dio_protocol.validate(protocol)
+        self.dio_flag_bit.validate(flag_bit)
+        self.dio_protocol(protocol)
+        self.dio_flag_bit(flag_bit)
 
     # -- the QDevice mailbox -----------------------------------------------------------------
     def send_instruction(self, word: bytes) -> None:

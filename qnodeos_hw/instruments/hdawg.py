@@ -299,6 +299,20 @@ class ZIHDAWG(Instrument):
         c.dio_valid_index(valid_index)
         c.dio_valid_polarity(valid_polarity)
 
+    def load_nv_program(self, program: Any, *, core: int = 1, outputs: tuple[int, ...] = (1, 2),
+                        start: bool = True) -> None:
+        """Load a generated NV node program on ``core``: an object with ``seqc``,
+        ``waveforms``, ``command_table`` and ``sample_rate_hz`` (e.g.
+        :class:`qnodeos_hw.sequences.hdawg_program.HdawgProgram`). Sets the sample
+        clock to the program's rate, turns ``outputs`` on (I, Q), uploads, starts."""
+        if self.sample_rate() != program.sample_rate_hz:
+            self.sample_rate(program.sample_rate_hz)
+        self.dio_mode("dio_codeword")
+        for ch in outputs:
+            self.output(ch).output("on")
+        self.upload(program.seqc, program.waveforms, program.command_table, core=core,
+                    start=start)
+
     def upload(self, program: str, waveforms: Waveforms | None = None,
                table: CommandTable | None = None, *, core: int = 1, start: bool = True) -> None:
         """Load program, waveforms and command table on ``core`` and (optionally) start it."""

@@ -13,8 +13,10 @@ tick it takes at most one 4-byte instruction from FIFO 1 and answers in FIFO 2
 on the first tick after the instruction completes (:class:`~qnodeos_hw.qdevice.
 TickLink` enforces the tick rules):
 
-* ``PLAY n``: drives DIO codeword ``n`` (+ valid bit) into the HDAWG, waits for
-  the AWG to finish the entry -> SUCCESS;
+* ``PLAY n``: drives DIO codeword ``n`` into the HDAWG, with the flag bit ``Par_9``
+  either high (``Par_11`` = 0, "valid" protocol) or flipped from the previous
+  request (``Par_11`` = 1, "toggle" protocol, the default: our NV SeqC program polls
+  ``getDIO()`` at XY8 block boundaries), waits for the AWG to finish -> SUCCESS;
 * ``INIT``: charge-resonance check (repeated up to ``Par_4`` times until the
   counts reach ``Par_1``), then spin pumping -> SUCCESS, or FAILURE;
 * ``MEASURE``: single-shot readout -> OUTCOME;
@@ -50,9 +52,11 @@ PAR_INIT_NS = 5
 PAR_READOUT_NS = 6
 PAR_CR_CHECK_NS = 7
 PAR_ENT_ATTEMPT_NS = 8
-PAR_DIO_VALID_BIT = 9
+PAR_DIO_FLAG_BIT = 9
 PAR_TICKS = 10
+PAR_DIO_PROTOCOL = 11
 PAR_INSTRUCTIONS = 12
+DIO_PROTOCOL_VALID, DIO_PROTOCOL_TOGGLE = 0, 1
 FIFO_INSTRUCTIONS = 1
 FIFO_RESPONSES = 2
 CONTROLLER_PROCESS = "qnodeos_nv_controller"
@@ -61,7 +65,8 @@ _SUPPORTED = frozenset({Opcode.NOP, Opcode.INIT, Opcode.MEASURE, Opcode.ENT_KEEP
                         Opcode.ENT_MEASURE, Opcode.PLAY})
 _DEFAULT_PARS = {PAR_CR_THRESHOLD: 30, PAR_SSRO_THRESHOLD: 1, PAR_CR_MAX_ATTEMPTS: 100,
                  PAR_INIT_NS: 20_000, PAR_READOUT_NS: 10_000, PAR_CR_CHECK_NS: 50_000,
-                 PAR_ENT_ATTEMPT_NS: 5_000, PAR_DIO_VALID_BIT: 31}
+                 PAR_ENT_ATTEMPT_NS: 5_000, PAR_DIO_FLAG_BIT: 8,
+                 PAR_DIO_PROTOCOL: DIO_PROTOCOL_TOGGLE}
 
 
 class DIOTarget(Protocol):
@@ -153,6 +158,8 @@ class _ControllerProcess:
     def __init__(self, owner: "SimulatedADwin") -> None:
         self.o = owner
         self._pending: deque[bytes] = deque()
+        self.toggle = 0  # DIO request toggle (toggle protocol)
+        self._encoded: dict[tuple, bytes] = {}  # response words (few distinct ones)
 
     def start(self, message: bytes, t_ns: int) -> int:
         o = self.o
@@ -161,7 +168,13 @@ class _ControllerProcess:
         par = o._par
         o._par[PAR_INSTRUCTIONS] += 1
         if op is Opcode.PLAY:
-            word = (msg.argument & 0x3FF) | (1 << par[PAR_DIO_VALID_BIT])
+            bit = par[PAR_DIO_FLAG_BIT]
+            if par[PAR_DIO_PROTOCOL] == DIO_PROTOCOL_TOGGLE:
+                self.toggle ^= 1
+                flag = self.toggle
+            else:
+                flag = 1
+            word = (msg.argument & ((1 << bit) - 1)) | (flag << bit)
             t_dio = t_ns + o.dio_out_latency_ns
             end = o.awg.dio_input(word, t_dio)
             if end is None:
@@ -199,7 +212,11 @@ class _ControllerProcess:
                 resp = (Response(ResponseKind.ENT_SUCCESS, outcome if measure else None,
                                  int(bell)) if heralded else Response(ResponseKind.ENT_FAILURE))
                 duration = par[PAR_ENT_ATTEMPT_NS]
-        self._pending.append(encode(response_message(resp, q, msg.seq)))
+        key = (resp, q, msg.seq)
+        raw = self._encoded.get(key)
+        if raw is None:
+            raw = self._encoded[key] = encode(response_message(resp, q, msg.seq))
+        self._pending.append(raw)
         return int(duration)
 
     def finish(self, t_ns: int) -> bytes:
@@ -296,6 +313,7 @@ class SimulatedADwin:
             raise UnknownProcessError("Start_Process", f"no process {ProcessNo} loaded")
         if not self._running:
             self._running, self.fault = True, None
+            self._program.toggle = 0
             self._responses.clear()
             self.link = self._new_link()
 
@@ -325,6 +343,10 @@ class SimulatedADwin:
     def Set_Par(self, Index: int, Value: int) -> None:  # noqa: N802,N803
         if Index not in self._par or Index in _READ_ONLY_PARS:
             raise ParameterRefusedError("Set_Par", f"Par_{Index} is not writable")
+        if Index == PAR_DIO_PROTOCOL and Value not in (DIO_PROTOCOL_VALID, DIO_PROTOCOL_TOGGLE):
+            raise ParameterRefusedError("Set_Par", f"Par_{Index}: DIO protocol {Value} unknown")
+        if Index == PAR_DIO_FLAG_BIT and not 1 <= Value <= 31:
+            raise ParameterRefusedError("Set_Par", f"Par_{Index}: DIO bit {Value} outside 1..31")
         if not -2**31 <= int(Value) < 2**31:
             raise ParameterRefusedError("Set_Par", f"Par_{Index}: {Value} is not an int32")
         self._par[Index] = int(Value)

@@ -34,6 +34,7 @@ from __future__ import annotations
 import fnmatch
 import io
 import json
+import math
 import re
 from collections import OrderedDict, deque
 from dataclasses import dataclass
@@ -128,26 +129,90 @@ class DDRecord:
     on: bool
 
 
-@dataclass(frozen=True, slots=True)
+#: one step of a playlist: ("cw",) the requested entry, ("ct", k) entry k, ("zero", n) samples
+Segment = tuple
+
+
+@dataclass(frozen=True)
+class PolledDIO:
+    """A program that polls ``getDIO()`` at block boundaries (our NV program's style):
+    a request is a change of bit ``toggle_bit``; the codeword is ``dio & mask``.
+    ``branches``: ``(upper bound, segments, next shift)`` tried in order for the
+    codeword (``if (cw < upper)``); ``idle[shift] = (segments, next shift)``."""
+
+    toggle_bit: int
+    mask: int
+    branches: tuple[tuple[int, tuple[Segment, ...], int], ...]
+    idle: dict[int, tuple[tuple[Segment, ...], int]]
+
+
+@dataclass(frozen=True)
 class ProgramModel:
     """What the simulator needs to know about a SeqC program (read from its source).
 
-    ``dio_table``: the program executes the table entry selected by the DIO
-    codeword (``executeTableEntry(getDIO...())``). ``dd_idle``: between
-    codewords it keeps playing (a DD idle loop: any other ``playWave`` /
-    ``executeTableEntry`` inside the main loop).
+    ``dio_table``: the program executes the command-table entry selected by a DIO
+    codeword: either ``executeTableEntry(getDIOTriggered())`` (the device's DIO
+    mask/shift/valid nodes decode it, played at once) or a :class:`PolledDIO`
+    loop (``polled``). ``dd_idle``: between codewords it keeps playing (DD).
     """
 
     dio_table: bool
     dd_idle: bool
+    polled: PolledDIO | None = None
 
     @classmethod
     def from_source(cls, source: str) -> "ProgramModel":
         code = re.sub(r"//[^\n]*|/\*.*?\*/", "", source, flags=re.S)
+        polled = _parse_polled(code)
+        if polled is not None:
+            return cls(True, bool(polled.idle), polled)
         dio_table = bool(re.search(r"executeTableEntry\s*\(\s*getDIO(Triggered)?\s*\(", code))
         rest = re.sub(r"executeTableEntry\s*\(\s*getDIO(Triggered)?\s*\([^)]*\)[^)]*\)", "", code)
         dd_idle = bool(re.search(r"\b(playWave|playWaveIndexed|executeTableEntry)\s*\(", rest))
         return cls(dio_table, dd_idle)
+
+
+_NUM = r"(0x[0-9a-fA-F]+|\d+)"
+
+
+def _segments(body: str, cw: str) -> tuple[tuple[Segment, ...], int | None]:
+    segs: list[Segment] = []
+    nxt = None
+    for m in re.finditer(r"playZero\s*\(\s*(\d+)\s*\)|executeTableEntry\s*\(\s*(\w+)\s*\)"
+                         r"|\bshift\s*=\s*(\d+)", body):
+        if m.group(1):
+            segs.append(("zero", int(m.group(1))))
+        elif m.group(2):
+            arg = m.group(2)
+            segs.append(("cw",) if arg == cw else ("ct", int(arg, 0)))
+        else:
+            nxt = int(m.group(3))
+    return tuple(segs), nxt
+
+
+def _parse_polled(code: str) -> PolledDIO | None:
+    """Recognise the polled-DIO loop; None if the program is not of that form."""
+    if not re.search(r"=\s*getDIO\s*\(\s*\)", code):
+        return None
+    tog = re.search(r"\(\s*\(\s*\w+\s*>>\s*(\d+)\s*\)\s*&\s*1\s*\)\s*!=\s*\w+", code)
+    cwm = re.search(r"(\w+)\s*=\s*\w+\s*&\s*" + _NUM + r"\s*;", code)
+    sw = re.search(r"switch\s*\(\s*shift\s*\)\s*\{", code)
+    if not (tog and cwm and sw):
+        return None
+    cw = cwm.group(1)
+    head = code[cwm.end():sw.start()]
+    branches = []
+    for m in re.finditer(r"if\s*\(\s*" + cw + r"\s*<\s*(\d+)\s*\)\s*\{([^{}]*)\}", head):
+        segs, nxt = _segments(m.group(2), cw)
+        branches.append((int(m.group(1)), segs, nxt if nxt is not None else 0))
+    idle: dict[int, tuple[tuple[Segment, ...], int]] = {}
+    cases = re.split(r"\bcase\s+(\d+)\s*:", code[sw.end():])
+    for k in range(1, len(cases) - 1, 2):
+        segs, nxt = _segments(cases[k + 1], cw)
+        idle[int(cases[k])] = (segs, nxt if nxt is not None else int(cases[k]))
+    if not branches:
+        return None
+    return PolledDIO(int(tog.group(1)), int(cwm.group(2), 0), tuple(branches), idle)
 
 
 @dataclass(slots=True)
@@ -181,6 +246,13 @@ class _Core:
     busy_until_ns: int = 0
     dd_on: bool = False
     generation: int = 0
+    # polled-DIO program state: sequencer start, next getDIO boundary (samples since
+    # start), DD shift of the next idle block, last toggle seen
+    enabled_at_ns: int = 0
+    pos: int = 0
+    shift: int = 0
+    toggle_seen: int = 0
+    idle_cache: tuple | None = None
 
 
 def elf_sections(elf: bytes) -> dict[str, bytes | None]:
@@ -223,6 +295,7 @@ class SimulatedHDAWGConnection:
         self._doc = {**zi_nodedoc(), **hdawg_nodedoc(self.serial, self.n_channels)}
         self._cores = [_Core(i) for i in range(self.n_channels // 2)]
         self._entry_cache: dict[tuple[int, int], _Entry] = {}
+        self._layout_cache: dict[tuple[int, int], tuple[int, int]] = {}  # (core, branch)
         self._values: dict[str, Any] = self._defaults()
 
     # -- node store ------------------------------------------------------------------
@@ -349,6 +422,9 @@ class SimulatedHDAWGConnection:
 
     def _invalidate(self, core: _Core) -> None:
         core.generation += 1
+        core.idle_cache = None
+        for key in [k for k in self._layout_cache if k[0] == core.index]:
+            del self._layout_cache[key]
         for key in [k for k in self._entry_cache if k[0] == core.index]:
             del self._entry_cache[key]
 
@@ -449,7 +525,8 @@ class SimulatedHDAWGConnection:
         was = self._values[path]
         self._values[path] = 1 if on else 0
         if on and not was:
-            core.busy_until_ns = self.clock.now_ns()
+            core.busy_until_ns = core.enabled_at_ns = self.clock.now_ns()
+            core.pos = core.shift = core.toggle_seen = 0
             self._dd(core, core.program.dd_idle, core.busy_until_ns)
         elif not on and was:
             self._dd(core, False, max(self.clock.now_ns(), core.busy_until_ns))
@@ -483,20 +560,22 @@ class SimulatedHDAWGConnection:
 
     def _play_codeword(self, core: _Core, word: int, t_ns: int) -> int | None:
         v, base = self._values, f"/{self.serial}/awgs/{core.index}"
+        if core.program is None:
+            raise ProgramNotLoadedError(f"AWG core {core.index}: DIO word 0x{word:08x} arrived "
+                                        "but no sequencer program is loaded")
+        if not v[f"{base}/enable"]:
+            raise SequencerNotEnabledError(f"AWG core {core.index}: DIO word 0x{word:08x} "
+                                           "arrived while the sequencer is not enabled")
+        if not core.program.dio_table:
+            raise ProgramIgnoresDIOError(f"AWG core {core.index}: the loaded program does not "
+                                         "execute table entries from DIO codewords")
+        if core.program.polled is not None:  # the program decodes the raw DIO itself
+            return self._play_polled(core, core.program.polled, word, t_ns)
         pol = v[f"{base}/dio/valid/polarity"]
         valid = (word >> v[f"{base}/dio/valid/index"]) & 1
         if (pol == 1 and valid) or (pol == 2 and not valid):
             return None  # not a valid codeword for this core: the AWG does not react
         codeword = (word >> v[f"{base}/dio/mask/shift"]) & v[f"{base}/dio/mask/value"]
-        if core.program is None:
-            raise ProgramNotLoadedError(f"AWG core {core.index}: codeword {codeword} arrived "
-                                        "but no sequencer program is loaded")
-        if not v[f"{base}/enable"]:
-            raise SequencerNotEnabledError(f"AWG core {core.index}: codeword {codeword} "
-                                           "arrived while the sequencer is not enabled")
-        if not core.program.dio_table:
-            raise ProgramIgnoresDIOError(f"AWG core {core.index}: the loaded program does not "
-                                         "execute table entries from DIO codewords")
         entry = self._entry(core, codeword)
         n = entry.n_samples
         rate = v[f"/{self.serial}/system/clocks/sampleclock/freq"]
@@ -512,6 +591,94 @@ class SimulatedHDAWGConnection:
         if core.program.dd_idle:
             self._dd(core, True, end)
         return end
+
+    # -- polled-DIO programs (getDIO at XY8 block boundaries) ------------------------------
+    def _t_of(self, core: _Core, samples: int, rate: float) -> int:
+        return core.enabled_at_ns + int(round(samples * 1e9 / rate))
+
+    def _seg_samples(self, core: _Core, seg: Segment, cw: int | None = None) -> int:
+        if seg[0] == "zero":
+            return seg[1]
+        return self._entry(core, cw if seg[0] == "cw" else seg[1]).n_samples
+
+    def _idle_table(self, core: _Core, prog: PolledDIO) -> tuple[dict, dict]:
+        """(shift -> (block samples, next shift), shift -> samples of its idle cycle or 0)."""
+        if core.idle_cache is not None and core.idle_cache[0] == core.generation:
+            return core.idle_cache[1], core.idle_cache[2]
+        blocks = {sh: (sum(self._seg_samples(core, g) for g in segs), nxt)
+                  for sh, (segs, nxt) in prog.idle.items()}
+        cycles = {}
+        for sh in blocks:
+            seen, cur, total = [], sh, 0
+            while cur in blocks and cur not in seen:
+                seen.append(cur)
+                total += blocks[cur][0]
+                cur = blocks[cur][1]
+            cycles[sh] = total if cur == sh else 0
+        core.idle_cache = (core.generation, blocks, cycles)
+        return blocks, cycles
+
+    def _play_polled(self, core: _Core, prog: PolledDIO, word: int, t_ns: int) -> int | None:
+        """Run the idle loop up to the first getDIO that sees ``word``; play the request."""
+        rate = self._values[f"/{self.serial}/system/clocks/sampleclock/freq"]
+        blocks, cycles = self._idle_table(core, prog)
+        need = math.ceil((t_ns + self.dio_latency_ns - core.enabled_at_ns) * rate / 1e9)
+        while core.pos < need:
+            if core.shift not in blocks:
+                raise HDAWGSimError(f"AWG core {core.index}: the program has no idle block "
+                                    f"for DD shift {core.shift}")
+            cyc = cycles[core.shift]
+            if cyc and need - core.pos > cyc:
+                core.pos += int((need - core.pos) // cyc) * cyc
+                continue
+            n, core.shift = blocks[core.shift]
+            if n <= 0:
+                raise HDAWGSimError(f"AWG core {core.index}: idle block of shift "
+                                    f"{core.shift} plays nothing")
+            core.pos += n
+        bit = (word >> prog.toggle_bit) & 1
+        if bit == core.toggle_seen:
+            return None  # no new request: the loop goes on idling
+        core.toggle_seen = bit
+        cw = word & prog.mask
+        branch = next((b for b in prog.branches if cw < b[0]), None)
+        if branch is None:
+            raise UnknownCodewordError(f"AWG core {core.index}: codeword {cw} selects no "
+                                       "table entry of the program")
+        upper, segs, nxt = branch
+        entry = self._entry(core, cw)
+        before, after = self._branch_layout(core, branch)
+        t0 = self._t_of(core, core.pos + before, rate)
+        t1 = self._t_of(core, core.pos + before + entry.n_samples, rate)
+        if entry.i is not None:
+            self._dd(core, False, t0)
+            if self.backend is not None:
+                self.backend.play_mw(self.qubit_of_core[core.index], entry.key, entry.i,
+                                     entry.q, rate, t0)
+            if core.program.dd_idle:
+                self._dd(core, True, t1)
+        self.played.append(PlayRecord(t0, t1, core.index, cw, cw, entry.wave_index,
+                                      entry.n_samples))
+        core.pos += before + entry.n_samples + after
+        core.shift = nxt
+        core.busy_until_ns = self._t_of(core, core.pos, rate)
+        return core.busy_until_ns
+
+    def _branch_layout(self, core: _Core, branch: tuple) -> tuple[int, int]:
+        """Samples a branch plays before and after its requested entry (cached)."""
+        key = (core.index, branch[0])
+        hit = self._layout_cache.get(key)
+        if hit is not None:
+            return hit
+        segs = branch[1]
+        if sum(1 for g in segs if g[0] == "cw") != 1:
+            raise HDAWGSimError(f"AWG core {core.index}: branch 'cw < {branch[0]}' must play "
+                                "the requested entry exactly once")
+        k = next(i for i, g in enumerate(segs) if g[0] == "cw")
+        hit = (sum(self._seg_samples(core, g) for g in segs[:k]),
+               sum(self._seg_samples(core, g) for g in segs[k + 1:]))
+        self._layout_cache[key] = hit
+        return hit
 
     def _entry(self, core: _Core, index: int) -> _Entry:
         cached = self._entry_cache.get((core.index, index))

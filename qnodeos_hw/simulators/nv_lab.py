@@ -167,15 +167,28 @@ class NVNodeStation:
     def clock(self) -> Clock:
         return self.lab.clock
 
+    def prepare(self, program: Any, *, mw_on: bool = True) -> None:
+        """Make the node ready to run: load the HDAWG program (an object like
+        :class:`qnodeos_hw.sequences.hdawg_program.HdawgProgram`: ``seqc``, ``waveforms``,
+        ``command_table``, ``sample_rate_hz``; its DIO protocol: codeword in bits
+        ``0..DIO_TOGGLE_BIT-1``, request = toggle of that bit), set the controller to
+        the same protocol, switch the MW source on."""
+        bit = int(getattr(program, "dio_toggle_bit", 8))
+        self.hdawg.load_nv_program(program)
+        self.adwin.configure_dio("toggle", bit)
+        if mw_on:
+            self.mw.status("on")
+
     def close(self) -> None:
         self.handle.close()
 
 
 def open_nv_node(physics: NVQubitBackend | None = None, clock: Clock | None = None,
                  seed: int = 0, *, name: str = "nv", config_file: str | Path | None = None,
-                 **lab_kwargs: Any) -> NVNodeStation:
+                 program: Any = None, **lab_kwargs: Any) -> NVNodeStation:
     """Create a simulated NV lab and load its HDAWG, ADwin and MW source from the
-    ``sim`` station YAML (or ``config_file``), instrument names prefixed ``<name>_``."""
+    ``sim`` station YAML (or ``config_file``), instrument names prefixed ``<name>_``;
+    with ``program`` (an HdawgProgram) the node is made ready (:meth:`NVNodeStation.prepare`)."""
     if config_file is None:
         config_file = Path(__file__).resolve().parents[1] / "instruments" / "stations" / "sim.yaml"
     lab = SimulatedNVLab(physics, clock, seed, name=name, **lab_kwargs)
@@ -193,5 +206,12 @@ def open_nv_node(physics: NVQubitBackend | None = None, clock: Clock | None = No
     labs = {parse_simlab_address(str(cfg[roles["hdawg"]]["address"]))[0]: lab}
     handle = load_station(config_file, only=roles.values(), labs=labs, name_prefix=f"{name}_")
     comp = handle.station.components
-    return NVNodeStation(handle, lab, comp[f"{name}_{roles['hdawg']}"],
+    node = NVNodeStation(handle, lab, comp[f"{name}_{roles['hdawg']}"],
                          comp[f"{name}_{roles['adwin']}"], comp[f"{name}_{roles['mw']}"])
+    if program is not None:
+        try:
+            node.prepare(program)
+        except Exception:
+            node.close()
+            raise
+    return node
