@@ -250,3 +250,29 @@ def test_snapshot_names_process_and_settings():
     assert snap["parameters"]["tick_rate"]["value"] == 100_000
     assert snap["process"]["process_file"] == "qnodeos_nv_controller.TC1"
     assert snap["parameters"]["process_running"]["value"] is True
+
+
+def test_block_transfer_of_instructions():
+    ad, sim, _, _, _, _ = build(fifo_depth=4, with_awg=False)
+    ad.send_instructions([word(Opcode.INIT, seq=0), word(Opcode.MEASURE, seq=1),
+                          word(Opcode.NOP, seq=0)])
+    assert [e.tick for e in sim.timeline] == [0, 1, 2]  # consecutive ticks
+    kinds = [decode(r) for r in ad.read_responses(3)]
+    assert [(r.kind, r.seq) for r in kinds] == [(ResponseKind.SUCCESS, 0),
+                                                (ResponseKind.OUTCOME, 1),
+                                                (ResponseKind.SUCCESS, 0)]
+    with pytest.raises(MailboxFullError, match="nothing sent"):
+        ad.send_instructions([word(Opcode.INIT)] * 6)
+    assert sim.link.sent == 3
+
+
+def test_host_moving_the_shared_clock_on_does_not_move_responses():
+    ad, sim, _, _, clock, _ = build(with_awg=False)
+    ad.send_instruction(word(Opcode.INIT))
+    clock.advance_to(1_000_000)  # the host waits 1 ms elsewhere (e.g. a TDMA bin)
+    assert decode(ad.read_response()).kind is ResponseKind.SUCCESS
+    assert [e.tick for e in sim.timeline] == [0, 7]  # answered on its own tick
+    assert clock.now_ns() == 1_000_000 and ad.now_ns() == 1_000_000
+    ad.send_instruction(word(Opcode.NOP))
+    ad.read_response()
+    assert sim.timeline[-2].tick == 100

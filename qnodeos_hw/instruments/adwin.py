@@ -219,6 +219,24 @@ class ADwinController(Instrument):
                                    "not sent")
         a.SetFifo_Long(FIFO_INSTRUCTIONS, [int.from_bytes(word, "big", signed=True)], 1)
 
+    def send_instructions(self, words: list[bytes]) -> None:
+        """Put several 4-byte words into the instruction FIFO in one block transfer
+        (they go out on consecutive ticks). :class:`MailboxFullError` (nothing sent)
+        if they do not all fit."""
+        if any(len(w) != 4 for w in words):
+            raise ValueError("every instruction is 4 bytes")
+        a = self.adwin
+        free = a.Fifo_Empty(FIFO_INSTRUCTIONS)
+        if free < len(words):
+            raise MailboxFullError(f"{self.name}: {len(words)} instructions, {free} free FIFO "
+                                   "slots; nothing sent")
+        a.SetFifo_Long(FIFO_INSTRUCTIONS, [int.from_bytes(w, "big", signed=True) for w in words],
+                       len(words))
+
+    def read_responses(self, count: int, timeout_s: float = 1.0) -> list[bytes]:
+        """``count`` responses in order (each waited for up to ``timeout_s``)."""
+        return [self.read_response(timeout_s) for _ in range(count)]
+
     def responses_waiting(self) -> int:
         """Words in the response FIFO (on a simulated controller, asking lets virtual
         time run to the next response)."""
