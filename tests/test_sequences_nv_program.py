@@ -154,3 +154,12 @@ def test_bad_arguments_name_the_field(table, cal):
     with pytest.raises(HdawgProgramError) as err:
         build_hdawg_program(table, other)
     assert err.value.field == "calibration"
+
+
+def test_node_settings_and_start_delay(program, cal):
+    s = program.node_settings()
+    assert s["awgs/0/dio/mask/value"] == DIO_INDEX_MASK and s["awgs/0/dio/mask/shift"] == 0
+    assert s["awgs/0/outputs/1/modulation/mode"] == 0 and s["sigouts/1/on"] == 1
+    assert s["system/clocks/sampleclock/freq"] == cal.sample_rate_hz
+    # the AWG reads the DIO at XY8 block boundaries: at most one block (8 tau) of waiting
+    assert program.max_start_delay_ns == pytest.approx(8 * cal.dd_tau_s * 1e9, abs=7)

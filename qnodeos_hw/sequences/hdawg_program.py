@@ -155,6 +155,32 @@ class HdawgProgram:
         """Time entry ``entry_index`` occupies (operation + first XY8 block), ns."""
         return self.entry_playlists[entry_index].length * 1e9 / self.sample_rate_hz
 
+    @property
+    def max_start_delay_ns(self) -> float:
+        """Longest wait from a request until its entry starts: the longest idle XY8 block
+        (the AWG reads the DIO at block boundaries), ns. Add sequencer/DIO latency on hardware."""
+        return max(p.length for p in self.idle_playlists) * 1e9 / self.sample_rate_hz
+
+    def node_settings(self, core: int = 0) -> dict[str, Any]:
+        """Device node values (relative to ``/devN/``) this program expects on ``core``.
+
+        The program reads the DIO itself (``getDIO()``): every word is accepted
+        (valid polarity 0 = none), the codeword is bits 0..7 (mask 0xFF, shift 0);
+        outputs plain (no modulation: the frame is the MW source's LO), both
+        channels on, sample clock at the calibrated rate.
+        """
+        ch0 = 2 * core
+        settings: dict[str, Any] = {
+            "system/clocks/sampleclock/freq": self.sample_rate_hz,
+            f"awgs/{core}/dio/valid/polarity": 0,
+            f"awgs/{core}/dio/mask/value": DIO_INDEX_MASK,
+            f"awgs/{core}/dio/mask/shift": 0,
+        }
+        for k in range(self.n_channels):
+            settings[f"awgs/{core}/outputs/{k}/modulation/mode"] = 0
+            settings[f"sigouts/{ch0 + k}/on"] = 1
+        return settings
+
     def command_table_json(self) -> str:
         """The command table as JSON (validated against zhinst-toolkit's HDAWG schema)."""
         return json.dumps(self.command_table.as_dict())
