@@ -110,6 +110,8 @@ class ClassicalSocket(Socket):
         try:
             return self._inbox.get(block=block, timeout=timeout if timeout is not None else self._timeout)
         except queue.Empty:
+            if not block:  # netqasm's contract (broadcast channels poll with block=False)
+                raise RuntimeError(f"no message on socket {self.app_name}<-{self.remote_app_name}") from None
             raise TimeoutError(f"socket {self.app_name}<-{self.remote_app_name}: no message "
                                f"within {timeout if timeout is not None else self._timeout} s") from None
 

@@ -82,7 +82,7 @@ class RequestBoard:
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
-        self._sockets: dict[tuple[str, int], tuple[str, int]] = {}
+        self._sockets: dict[tuple[str, int, str], int] = {}  # (node, id, remote) -> remote id
         self._requests: list[EntRequest] = []
         self._subs: dict[str, Callable[[], None]] = {}
         self._ids = itertools.count(1)
@@ -97,35 +97,40 @@ class RequestBoard:
                 cb()
 
     def open_socket(self, node: str, sid: int, remote: str, remote_sid: int) -> None:
+        """EPR sockets are identified by (node, socket id, remote node), as netqasm's
+        purpose ids are per (remote node, socket id)."""
         with self.lock:
-            if (node, sid) in self._sockets:
-                raise EPRSocketError(f"node '{node}': EPR socket {sid} is already open")
-            self._sockets[(node, sid)] = (remote, remote_sid)
+            if (node, sid, remote) in self._sockets:
+                raise EPRSocketError(f"node '{node}': EPR socket {sid} to '{remote}' is already open")
+            self._sockets[(node, sid, remote)] = remote_sid
         self._notify(remote)
 
-    def close_socket(self, node: str, sid: int) -> None:
+    def close_socket(self, node: str, sid: int, remote: str) -> None:
         with self.lock:
-            self._sockets.pop((node, sid), None)
+            self._sockets.pop((node, sid, remote), None)
 
-    def socket(self, node: str, sid: int) -> tuple[str, int] | None:
+    def socket(self, node: str, sid: int, remote: str) -> int | None:
+        """The remote socket id of an open socket, or None."""
         with self.lock:
-            return self._sockets.get((node, sid))
+            return self._sockets.get((node, sid, remote))
 
-    def open_sockets(self) -> list[tuple[str, int]]:
+    def open_sockets(self) -> list[tuple[str, int, str]]:
         with self.lock:
             return list(self._sockets)
 
     def receiver_complies(self, r: EntRequest) -> bool:
         """The receiver has the socket open that the creator's request names."""
         with self.lock:
-            return self._sockets.get((r.receiver, r.receiver_socket)) == (r.creator, r.creator_socket)
+            return self._sockets.get((r.receiver, r.receiver_socket, r.creator)) == r.creator_socket
 
-    def post(self, creator: str, creator_socket: int, type_: int, number: int, args: tuple) -> EntRequest:
+    def post(self, creator: str, creator_socket: int, remote: str, type_: int, number: int,
+             args: tuple) -> EntRequest:
         with self.lock:
-            remote = self._sockets.get((creator, creator_socket))
-            if remote is None:
-                raise EPRSocketError(f"node '{creator}': EPR socket {creator_socket} is not open")
-            r = EntRequest(next(self._ids), creator, remote[0], creator_socket, remote[1],
+            remote_sid = self._sockets.get((creator, creator_socket, remote))
+            if remote_sid is None:
+                raise EPRSocketError(f"node '{creator}': EPR socket {creator_socket} to "
+                                     f"'{remote}' is not open")
+            r = EntRequest(next(self._ids), creator, remote, creator_socket, remote_sid,
                            type_, number, args)
             self._requests.append(r)
         self._notify(r.creator, r.receiver)
@@ -218,18 +223,17 @@ class NetworkStack:
         self._reserved: dict[int, int] = {}  # rid -> physical qubit reserved for the current pair
         self._recv: dict[tuple[str, int], deque] = {}  # (remote node, my socket) -> recv tasks
         self._held: dict[tuple[str, int], deque] = {}
+        self._blocked: list[tuple] = []  # creator-side deliveries waiting for a free vaddr
         self._meas_instr = core.MeasInstruction(reg0=Register(RegisterName.Q, 0),
                                                 reg1=Register(RegisterName.M, 0))
 
     # -- requests from user processes ------------------------------------------------
     def create(self, pid: int, sid: int, remote_node_id: int, q_array: list | None,
                args: list, results: list) -> None:
-        sock = self.board.socket(self.node, sid)
-        if sock is None:
-            raise EPRSocketError(f"create_epr: EPR socket {sid} of node '{self.node}' is not open")
-        if self.names.get(remote_node_id) != sock[0]:
-            raise EPRSocketError(f"create_epr: remote node id {remote_node_id} does not match "
-                                 f"EPR socket {sid} (remote '{sock[0]}')")
+        remote = self.names.get(remote_node_id)
+        if remote is None or self.board.socket(self.node, sid, remote) is None:
+            raise EPRSocketError(f"create_epr: node '{self.node}' has no open EPR socket {sid} "
+                                 f"to node id {remote_node_id} ({remote})")
         type_ = args[CI.TYPE] if args[CI.TYPE] is not None else TYPE_K
         number = args[CI.NUMBER] if args[CI.NUMBER] is not None else 1
         if type_ not in (TYPE_K, TYPE_M):
@@ -245,7 +249,7 @@ class NetworkStack:
         rot_local = (g(CI.ROTATION_LOCAL_1), g(CI.ROTATION_LOCAL_2), g(CI.ROTATION_LOCAL_3))
         rot_remote = (g(CI.ROTATION_REMOTE_1), g(CI.ROTATION_REMOTE_2), g(CI.ROTATION_REMOTE_3))
         req_args = (rot_remote, g(CI.ROTATION_AXES_REMOTE), g(CI.RANDOM_BASIS_REMOTE))
-        r = self.board.post(self.node, sid, type_, number, req_args)
+        r = self.board.post(self.node, sid, remote, type_, number, req_args)
         self._create[r.rid] = _CreateTask(pid, q_array, results, rot_local,
                                           g(CI.ROTATION_AXES_LOCAL), g(CI.RANDOM_BASIS_LOCAL))
         self.record("epr_request", pid, rid=r.rid, role="create", peer=r.receiver,
@@ -254,24 +258,44 @@ class NetworkStack:
     def recv(self, pid: int, sid: int, remote_node_id: int, q_array: list | None,
              results: list) -> list[int]:
         """Register a recv request; returns pids to wake (held pairs delivered at once)."""
-        sock = self.board.socket(self.node, sid)
-        if sock is None:
-            raise EPRSocketError(f"recv_epr: EPR socket {sid} of node '{self.node}' is not open")
         remote = self.names.get(remote_node_id)
-        if remote != sock[0]:
-            raise EPRSocketError(f"recv_epr: remote node id {remote_node_id} does not match "
-                                 f"EPR socket {sid} (remote '{sock[0]}')")
+        if remote is None or self.board.socket(self.node, sid, remote) is None:
+            raise EPRSocketError(f"recv_epr: node '{self.node}' has no open EPR socket {sid} "
+                                 f"to node id {remote_node_id} ({remote})")
         number = len(results) // RESULT_FIELDS
         task = _RecvTask(pid, q_array, results, number)
         self._recv.setdefault((remote, sid), deque()).append(task)
         self.record("epr_request", pid, role="recv", peer=remote, number=number)
         woken: list[int] = []
-        held = self._held.get((remote, sid))
-        while held and not self._recv_done(task):
-            h = held.popleft()
-            self._deliver_recv(task, h.phys, h.fields, woken)
-        self._pop_finished((remote, sid))
+        self._drain_held((remote, sid), woken)
         return woken
+
+    def retry(self) -> list[int]:
+        """Deliver pairs that waited for their virtual qubit address to be freed."""
+        woken: list[int] = []
+        for key in list(self._held):
+            self._drain_held(key, woken)
+        blocked, self._blocked = self._blocked, []
+        for r, pair, phys, bell, t, task in blocked:
+            self._deliver_create(r, pair, phys, bell, t, woken, task)
+        return woken
+
+    def _vaddr_free(self, pid: int, vaddr: int) -> bool:
+        try:
+            return self.qmmu.table(pid)[vaddr] is None
+        except (KeyError, IndexError, TypeError):
+            return True  # the transfer will raise the named error
+
+    def _drain_held(self, key: tuple[str, int], woken: list[int]) -> None:
+        held, q = self._held.get(key), self._recv.get(key)
+        while held and q:
+            task, h = q[0], held[0]
+            if h.phys is not None and task.q_array is not None and task.delivered < len(task.q_array) \
+                    and not self._vaddr_free(task.pid, task.q_array[task.delivered]):
+                return  # the program still uses that virtual qubit (sequential requests)
+            held.popleft()
+            self._deliver_recv(task, h.phys, h.fields, woken)
+            self._pop_finished(key)
 
     def _recv_done(self, t: _RecvTask) -> bool:
         return t.delivered >= t.number
@@ -282,7 +306,7 @@ class NetworkStack:
             q.popleft()
 
     # -- process cleanup ----------------------------------------------------------------
-    def drop_process(self, pid: int, sockets: list[int]) -> None:
+    def drop_process(self, pid: int, sockets: list[tuple[int, str]]) -> None:
         """A user process went away: cancel its requests, forget its recv requests, close
         its sockets and release the qubits held for them."""
         for rid, t in list(self._create.items()):
@@ -294,13 +318,11 @@ class NetworkStack:
                 t.pid = -1
         for key, q in self._recv.items():
             self._recv[key] = deque(t for t in q if t.pid != pid)
-        for sid in sockets:
-            sock = self.board.socket(self.node, sid)
-            self.board.close_socket(self.node, sid)
-            if sock is not None:
-                for h in self._held.pop((sock[0], sid), ()):
-                    if h.phys is not None:
-                        self._release(h.phys)
+        for sid, remote in sockets:
+            self.board.close_socket(self.node, sid, remote)
+            for h in self._held.pop((remote, sid), ()):
+                if h.phys is not None:
+                    self._release(h.phys)
 
     def _release(self, phys: int) -> None:
         self.qmmu.release(phys)
@@ -430,13 +452,16 @@ class NetworkStack:
                 t // 1000, bell]
 
     def _deliver_create(self, r: EntRequest, pair: int, phys: int, bell: int, t: int,
-                        woken: list[int]) -> None:
-        task = self._create.get(r.rid)
+                        woken: list[int], task: _CreateTask | None = None) -> None:
+        task = task or self._create.get(r.rid)
         if task is None or task.pid < 0:
             self._release(phys)
             return
         if r.type == TYPE_K:
             vaddr = task.q_array[pair]
+            if not self._vaddr_free(task.pid, vaddr):
+                self._blocked.append((r, pair, phys, bell, t, task))
+                return
             self.qmmu.transfer(phys, task.pid, vaddr)
             fields = self._fields(r, TYPE_K, pair, phys, 0, bell, t, True)
         else:
@@ -459,13 +484,10 @@ class NetworkStack:
         else:
             fields = self._fields(r, TYPE_K, pair, phys, 0, bell, t, False)
             held_phys = phys
-        q = self._recv.get(key)
-        if q:
-            self._deliver_recv(q[0], held_phys, fields, woken)
-            self._pop_finished(key)
-        else:
-            self._held.setdefault(key, deque()).append(_Held(held_phys, fields))
+        self._held.setdefault(key, deque()).append(_Held(held_phys, fields))
+        if not self._recv.get(key):
             self.record("entanglement_held", None, rid=r.rid, pair=pair, phys=phys)
+        self._drain_held(key, woken)
 
     def _deliver_recv(self, task: _RecvTask, phys: int | None, fields: list, woken: list[int]) -> None:
         k = task.delivered

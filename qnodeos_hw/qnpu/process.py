@@ -40,7 +40,7 @@ class Process:
     current_msg: int | None = None
     current_sub: Any = None
     returns: list = field(default_factory=list)
-    epr_sockets: dict[int, tuple[int, int]] = field(default_factory=dict)  # id -> (remote node, remote id)
+    epr_sockets: dict[tuple[int, str], int] = field(default_factory=dict)  # (id, remote) -> remote id
 
     @property
     def is_kernel(self) -> bool:

@@ -91,6 +91,7 @@ class _RunContext:
     def qfree(self, v: int) -> None:
         p = self._q.qmmu.free(self._p.pid, v)
         self._q.driver.free(p)
+        self._q._wake(self._q.net.retry())
 
     def ret_reg(self, name: str, index: int, value: int) -> None:
         self._p.returns.append(ReturnRegMessage(Register(RegisterName[name], index).cstruct, value))
@@ -309,7 +310,7 @@ class QNPU:
             except QNPUError as exc:
                 self._error(conn, msg_id, exc)
                 return
-            proc.epr_sockets[msg.epr_socket_id] = (msg.remote_node_id, msg.remote_epr_socket_id)
+            proc.epr_sockets[(msg.epr_socket_id, remote)] = msg.remote_epr_socket_id
             self._record("epr_socket_opened", proc.pid, socket=msg.epr_socket_id, remote=remote,
                          remote_socket=msg.remote_epr_socket_id)
             self._reply(conn, MsgDoneMessage(msg_id))
