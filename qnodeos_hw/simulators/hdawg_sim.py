@@ -19,12 +19,27 @@ What the device does with what it receives:
 * ``awgs/n/commandtable/data``: JSON checked against the HDAWG schema with the
   toolkit's own :class:`~zhinst.toolkit.CommandTable`.
 * :meth:`SimulatedHDAWGConnection.dio_input` (the DIO "cable" from the
-  controller): on a valid codeword the core plays command-table entry
-  ``(dio >> shift) & mask``: the entry's samples (waveform x entry amplitude x
-  output amplitude, zero when the output is off) go to
-  :meth:`NVQubitBackend.play_mw`, DD idling stops for the entry and resumes
-  after it (:meth:`NVQubitBackend.set_dd`). Each play is recorded with virtual
-  time stamps (:attr:`SimulatedHDAWGConnection.played`).
+  controller) plays the requested command-table entry. Two program styles are
+  understood (:class:`ProgramModel`):
+
+  - ``executeTableEntry(getDIOTriggered())``: a word whose valid bit matches
+    ``dio/valid/*`` plays entry ``(dio >> shift) & mask`` after ``dio_latency_ns``;
+  - a loop polling ``getDIO()`` (the NV program of :mod:`qnodeos_hw.sequences.
+    hdawg_program`): the idle XY8 blocks (``switch (shift)``) run from the
+    sequencer start; at the first block boundary that sees the word, a changed
+    toggle bit is a request and the ``if (cw < N)`` branch plays the entry, then
+    its XY8 tail, and sets the next shift. Block lengths come from the
+    ``playZero`` lengths and the uploaded command table; long idle stretches are
+    skipped in whole cycles (no per-block loop).
+
+  The entry's samples (waveform x entry amplitude x output amplitude, zero when
+  the output is off) go to :meth:`NVQubitBackend.play_mw`; DD idling stops for
+  the operation and resumes after it (:meth:`NVQubitBackend.set_dd`); DD pulses
+  themselves are not sent as waveforms (the physics models DD through
+  ``set_dd``). Each play is recorded with virtual time stamps
+  (:attr:`SimulatedHDAWGConnection.played`). Command-table phase fields and
+  the output range are not modelled (no sine generators; samples are full-scale
+  fractions).
 
 What a real HDAWG refuses is a typed :class:`HDAWGSimError`.
 """
