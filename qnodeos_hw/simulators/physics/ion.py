@@ -64,24 +64,21 @@ class IonNode(NodeBase):
 
     def pulse(self, qubit: int, phase_rad: float, duration_ns: int, t_ns: int) -> None:
         """Qubit-laser pulse starting at ``t_ns`` (applied at its start)."""
-        k = self._key(qubit)
         u, rot = self._pulse(phase_rad, self._duration("pulse", duration_ns))
-        self.advance(qubit, t_ns)
+        k = self.advance(qubit, t_ns)
         self.registry.apply_unitary_1q(k, u, rot)
 
     def cool(self, qubit: int, duration_ns: int, t_ns: int) -> None:
         """Doppler cooling (+ repump) from ``t_ns``: dephases the qubit."""
-        k = self._key(qubit)
         self._duration("cool", duration_ns)
-        self.advance(qubit, t_ns)
+        k = self.advance(qubit, t_ns)
         if duration_ns > 0:
             self.registry.decohere(k, 0.0, 1.0, 0.0)
 
     def pump(self, qubit: int, duration_ns: int, t_ns: int) -> None:
         """Optical pumping towards |0> for ``duration_ns`` from ``t_ns``."""
-        k = self._key(qubit)
         self._duration("pump", duration_ns)
-        self.advance(qubit, t_ns)
+        k = self.advance(qubit, t_ns)
         m = self.model
         r = math.exp(-duration_ns / m.pump_time_constant_ns)
         self.registry.decohere(k, 0.0, r, (1.0 - r) * (1.0 - 2.0 * m.pump_error))
@@ -89,9 +86,8 @@ class IonNode(NodeBase):
     def detect(self, qubit: int, window_ns: int, t_ns: int) -> int:
         """Fluorescence detection from ``t_ns``: projective measurement, then PMT counts
         ~ Poisson(rate * window) for the bright or dark rate."""
-        k = self._key(qubit)
         self._duration("detect", window_ns)
-        self.advance(qubit, t_ns)
+        k = self.advance(qubit, t_ns)
         m = self.model
         state = self.registry.measure(k, self.random.uniform())
         rate = m.pmt_bright_rate_hz if state == m.bright_state else m.pmt_dark_rate_hz

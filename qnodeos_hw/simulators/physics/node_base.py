@@ -12,6 +12,9 @@ from .randomness import RandomStream
 from .state import QuantumRegistry
 
 
+_MAX_MEMO = 4096
+
+
 class NodeBase:
     """Qubits ``(name, 0..num_qubits-1)`` in a shared :class:`QuantumRegistry`.
 
@@ -31,6 +34,8 @@ class NodeBase:
         self.num_qubits = num_qubits
         self.keys = [(name, q) for q in range(num_qubits)]
         self._t_last = [int(t0_ns)] * num_qubits
+        self._dd = [False] * num_qubits  # DD protecting the qubit (NV nodes switch it)
+        self._decay_memo: dict[tuple[bool, int], tuple[float, float, float]] = {}
         for key in self.keys:
             registry.add_qubit(key)
 
@@ -45,18 +50,42 @@ class NodeBase:
         """(a, b, c) of the memory channel over ``dt_s`` seconds (subclasses)."""
         raise NotImplementedError
 
-    def advance(self, qubit: int, t_ns: int) -> None:
-        """Apply ``qubit``'s memory decay up to ``t_ns``."""
-        key = self._key(qubit)
+    def advance(self, qubit: int, t_ns: int):
+        """Apply ``qubit``'s memory decay up to ``t_ns``; returns the qubit's registry key.
+
+        The channel parameters are memoised per (DD mode, interval) since instruction
+        streams repeat the same intervals."""
+        if not 0 <= qubit < self.num_qubits:
+            self._key(qubit)  # raises QubitAddressError
+        key = self.keys[qubit]
         last = self._t_last[qubit]
         if t_ns == last:
-            return
+            return key
         if t_ns < last:
             raise PhysicsTimeError(f"node '{self.name}' qubit {qubit}: operation at {t_ns} ns is "
                                    f"before the qubit's last update at {last} ns")
-        a, b, c = self._decay_params(qubit, (t_ns - last) * 1e-9)
-        self.registry.decohere(key, a, b, c)
+        memo_key = (self._dd[qubit], t_ns - last)
+        params = self._decay_memo.get(memo_key)
+        if params is None:
+            if len(self._decay_memo) >= _MAX_MEMO:
+                self._decay_memo.clear()
+            params = self._decay_memo[memo_key] = self._decay_params(qubit, (t_ns - last) * 1e-9)
+        self.registry.decohere(key, *params)
         self._t_last[qubit] = t_ns
+        return key
+
+    def _touch(self, qubit: int, t_ns: int):
+        """Move ``qubit``'s clock to ``t_ns`` without applying decay: for operations that
+        discard the qubit's state anyway (a local channel on a qubit that is then traced
+        out does not change the rest). Returns the registry key."""
+        if not 0 <= qubit < self.num_qubits:
+            self._key(qubit)
+        last = self._t_last[qubit]
+        if t_ns < last:
+            raise PhysicsTimeError(f"node '{self.name}' qubit {qubit}: operation at {t_ns} ns is "
+                                   f"before the qubit's last update at {last} ns")
+        self._t_last[qubit] = t_ns
+        return self.keys[qubit]
 
     def last_update_ns(self, qubit: int) -> int:
         """Virtual time (ns) up to which ``qubit``'s decay has been applied."""

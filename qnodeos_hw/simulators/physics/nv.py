@@ -42,7 +42,6 @@ class NVNode(NodeBase):
                  station: "HeraldingStation | None" = None, t0_ns: int = 0) -> None:
         super().__init__(name, registry, rng, num_qubits, t0_ns)
         self.model = model
-        self._dd = [False] * num_qubits
         self._detuning_hz = float(model.detuning_hz)
         self._cache: dict[Hashable, tuple] = {}
         self.cache_misses = 0
@@ -96,9 +95,8 @@ class NVNode(NodeBase):
     def play_mw(self, qubit: int, key: Hashable, wave_i: np.ndarray, wave_q: np.ndarray,
                 sample_rate_hz: float, t_ns: int) -> None:
         """Apply the waveform's unitary to ``qubit`` at ``t_ns`` (pulse start)."""
-        k = self._key(qubit)
         entry = self._lookup(key, wave_i, wave_q, sample_rate_hz)
-        self.advance(qubit, t_ns)
+        k = self.advance(qubit, t_ns)
         self.registry.apply_unitary_1q(k, entry[0], entry[1])
 
     def apply_gate(self, qubits: Sequence[int], unitary: np.ndarray, t_ns: int) -> None:
@@ -130,7 +128,7 @@ class NVNode(NodeBase):
         ``cr_scrambles_electron`` the electron (address 0) is left fully mixed."""
         m = self.model
         if m.cr_scrambles_electron:
-            self.advance(0, t_ns)
+            self._touch(0, t_ns)
             self._dd[0] = False
             self.registry.reset(self.keys[0], (0.0, 0.0, 0.0))
         ready = self.random.uniform() < m.cr_pass_probability
@@ -138,16 +136,14 @@ class NVNode(NodeBase):
 
     def initialize(self, qubit: int, t_ns: int) -> None:
         """Spin pumping: ``qubit`` -> F|0><0| + (1-F)|1><1| at ``t_ns``; DD off."""
-        k = self._key(qubit)
-        self.advance(qubit, t_ns)
+        k = self._touch(qubit, t_ns)  # the old state is discarded
         self._dd[qubit] = False
         self.registry.reset(k, (0.0, 0.0, 2.0 * self.model.init_fidelity - 1.0))
 
     def readout(self, qubit: int, t_ns: int) -> int:
         """Single-shot readout: projective on the true outcome, reported bit flipped
         with probability 1-F0 (true 0) or 1-F1 (true 1). DD off afterwards."""
-        k = self._key(qubit)
-        self.advance(qubit, t_ns)
+        k = self.advance(qubit, t_ns)
         self._dd[qubit] = False
         true = self.registry.measure(k, self.random.uniform())
         u = self.random.uniform()
