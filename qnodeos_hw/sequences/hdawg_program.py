@@ -32,7 +32,8 @@ qubit frame at each gate equals the LO frame to within ``2 pi detuning x 16
 samples``. (Tested by a spin simulation in tests/test_sequences_nv_frame.py.)
 
 Memory: the HDAWG has 64 MSa of waveform memory per channel (500 MSa with the
-HDAWG-ME option; HDAWG user manual, "AWG Sequencer Tab" features), allocated in
+HDAWG-ME option; HDAWG user manual, "AWG Sequencer Tab" features; we count
+64e6, the conservative reading of "M"), allocated in
 blocks of 32 samples (INSTRUMENT-FACTS). We count every uploaded waveform
 rounded up to 32 samples per channel and refuse (:class:`WaveformMemoryError`) a
 program that does not fit. ``compile_seqc`` reports separately, as

@@ -35,15 +35,15 @@ def _x(n_samples: int) -> np.ndarray:
 
 
 def envelope(shape: str, n_samples: int, *, hermite_a: float = 0.956) -> np.ndarray:
-    """Envelope of ``shape`` over ``n_samples`` samples, peak value 1 (dimensionless)."""
+    """Envelope of ``shape`` over ``n_samples`` samples (dimensionless; the continuous
+    envelope peaks at 1 at the pulse centre, samples sit half a sample off it for even n)."""
     if n_samples < 1:
         raise ShapeError(f"a pulse needs at least one sample, got {n_samples}")
     if shape == "square":
         return np.ones(n_samples)
     x = _x(n_samples)
     if shape == "hermite":
-        env = (1.0 - hermite_a * x * x) * np.exp(-x * x)
-        return env / env.max()
+        return (1.0 - hermite_a * x * x) * np.exp(-x * x)
     if shape == "gaussian":
         return np.exp(-0.5 * x * x)
     raise ShapeError(f"unknown pulse shape {shape!r}; known: {', '.join(SHAPES)}")
@@ -57,9 +57,7 @@ def envelope_derivative(shape: str, n_samples: int, sample_rate_hz: float, *,
     x = _x(n_samples)
     dx_dt = (2.0 * CUTOFF / n_samples) * sample_rate_hz
     if shape == "hermite":
-        peak = ((1.0 - hermite_a * x * x) * np.exp(-x * x)).max()
-        d = -2.0 * x * np.exp(-x * x) * (1.0 + hermite_a - hermite_a * x * x)
-        return d * dx_dt / peak
+        return -2.0 * x * np.exp(-x * x) * (1.0 + hermite_a - hermite_a * x * x) * dx_dt
     if shape == "gaussian":
         return -x * np.exp(-0.5 * x * x) * dx_dt
     raise ShapeError(f"unknown pulse shape {shape!r}; known: {', '.join(SHAPES)}")

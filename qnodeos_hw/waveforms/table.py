@@ -282,8 +282,8 @@ class WaveformTable:
     dd_tau_samples: int
     dd_pulse_samples: int
     spec_name: str = "custom"
-    _by_name: dict = field(default_factory=dict, repr=False)
-    _by_rot: dict = field(default_factory=dict, repr=False)
+    _by_name: dict = field(default_factory=dict, init=False, repr=False)
+    _by_rot: dict = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         for pos, e in enumerate(self.entries):
