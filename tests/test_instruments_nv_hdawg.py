@@ -13,7 +13,8 @@ from zhinst.toolkit import CommandTable, Waveforms
 from qnodeos_hw.instruments.hdawg import (InstrumentUnreachableError, SeqCCompileError,
                                           UploadError, ZIHDAWG)
 from qnodeos_hw.qdevice import VirtualClock
-from qnodeos_hw.simulators.hdawg_sim import (CommandTableError, ProgramIgnoresDIOError,
+from qnodeos_hw.simulators.hdawg_sim import (CommandTableError, ElfError, HDAWGSimError,
+                                             ProgramIgnoresDIOError,
                                              ProgramModel, ProgramNotLoadedError,
                                              SequencerNotEnabledError,
                                              SimulatedHDAWGConnection, UnknownCodewordError,
@@ -310,3 +311,22 @@ def test_wrong_serial_is_a_typed_error():
     conn = SimulatedHDAWGConnection(VirtualClock())
     with pytest.raises(InstrumentUnreachableError, match="dev9999"):
         ZIHDAWG("hdawg_wrong", "dev9999", connection=conn)
+
+
+def test_hdawg4_has_four_outputs_and_two_cores():
+    conn = SimulatedHDAWGConnection(VirtualClock(), devtype="HDAWG4", serial="dev8002")
+    hd = ZIHDAWG("hdawg4_test", "dev8002", connection=conn)
+    assert hd.device_type == "HDAWG4"
+    assert sorted(hd.submodules) == ["awg1", "awg2", "ch1", "ch2", "ch3", "ch4"]
+    hd.ch4.range(2.0)
+    assert conn.getDouble("/dev8002/sigouts/3/range") == 2.0
+    hd.close()
+
+
+def test_program_upload_refusals(rig):
+    hd, conn, _, _ = rig
+    with pytest.raises(ElfError):
+        conn.setVector("/dev8001/awgs/0/elf/data", np.frombuffer(b"not an elf file", np.uint8))
+    _ready(hd)
+    with pytest.raises(HDAWGSimError, match="while the sequencer is running"):
+        hd.awg1._awg.load_sequencer_program(PLAIN_PROGRAM)
