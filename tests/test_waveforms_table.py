@@ -217,3 +217,19 @@ def test_custom_spec_and_spec_errors(cal):
             spec_from_dict(bad)
         assert err.value.key == key
     assert set(CLIFFORDS) == {"pi_xpy", "pi_xmy", "hadamard", "pi_xmz", "pi_ypz", "pi_ymz"}
+
+
+def test_compose_rotation_gives_the_unitary(table, cal):
+    omega, fs = cal.rabi_rate_per_amplitude(), cal.sample_rate_hz
+    for axis, n, d, count in (("x", 3, 2, 1), ("z", 1, 2, 1), ("z", 5, 5, 3), ("y", 0, 3, 1)):
+        entries = table.compose_rotation(axis, n, d)
+        assert len(entries) == count
+        us = propagators(list(entries), omega, fs)
+        u = np.eye(2)
+        for step in us:  # time order: first entry acts first
+            u = step @ u
+        assert abs(np.trace(rot(AXIS_VEC[axis], n * math.pi / (1 << d)).conj().T @ u)) / 2 > 1 - 1e-6
+    with pytest.raises(TableLookupError):
+        table.compose_rotation("z", 1, 6)
+    with pytest.raises(TableLookupError):
+        table.compose_rotation("x", 1, 6)

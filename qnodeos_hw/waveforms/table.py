@@ -324,6 +324,23 @@ class WaveformTable:
             raise TableLookupError(f"no table entry rotates about {axis!r} by {n}*pi/2^{d} "
                                    f"(canonical {cn}*pi/2^{cd})") from None
 
+    def compose_rotation(self, axis: str, n: int, d: int) -> tuple[TableEntry, ...]:
+        """Entries, in time order, that rotate by ``n*pi/2^d`` about ``axis`` ('x', 'y', 'z').
+
+        One entry when the table has the angle (zero angle: the ``none`` entry); a z angle
+        deeper than the z grid is ``x(-pi/2) y(theta) x(pi/2)`` from three entries.
+        ``TableLookupError`` when the angle is finer than the table's grid.
+        """
+        try:
+            return (self.by_rotation(axis, n, d),)
+        except TableLookupError:
+            if axis != "z":
+                raise
+        try:
+            return (self.by_rotation("x", -1, 1), self.by_rotation("y", n, d), self.by_rotation("x", 1, 1))
+        except TableLookupError:
+            raise TableLookupError(f"no table entries compose a rotation about 'z' by {n}*pi/2^{d}") from None
+
     def rotations(self) -> tuple[TableEntry, ...]:
         """All entries with a rotation angle (x, y, z grid and Cliffords), in index order."""
         return tuple(e for e in self.entries if e.angle_rad is not None)
