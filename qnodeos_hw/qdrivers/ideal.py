@@ -51,6 +51,7 @@ _FIXED = {
     "swp": np.array([[1, 0, 0, 0], [0, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 1]], dtype=complex),
 }
 _FIXED["mov"] = _FIXED["swp"]  # move = swap (target's old state is discarded by the SDK)
+_FIXED_DAG = {k: (v, v.conj().T.copy()) for k, v in _FIXED.items()}
 _PHI_PLUS = np.array([1, 0, 0, 1], dtype=complex) / math.sqrt(2)
 _BELL_CORRECTION = {0: _I2, 1: _X, 2: _Z @ _X, 3: _Z}  # Pauli on the 2nd qubit from Phi+
 
@@ -113,7 +114,7 @@ class NetworkQuantumState:
     def _get(self, key: Key) -> _Group:
         g = self._group.get(key)
         if g is None:
-            g = _Group([key], _P0.copy())
+            g = _Group([key], _P0)
             self._group[key] = g
         return g
 
@@ -124,7 +125,9 @@ class NetworkQuantumState:
             p = g.keys.index(key)
             g.rho = _trace_out(g.rho, len(g.keys), p)
             g.keys.pop(p)
-        self._group[key] = _Group([key], _P0.copy())
+            self._group[key] = _Group([key], _P0)
+        else:
+            g.rho = _P0  # density matrices are never modified in place
 
     def _merge(self, keys: tuple) -> _Group:
         g = self._get(keys[0])
@@ -149,9 +152,15 @@ class NetworkQuantumState:
             self._split_off(key)
             del self._group[key]
 
-    def apply(self, keys: tuple, u: np.ndarray) -> None:
-        """Apply unitary ``u`` to qubits ``keys`` (first key = most significant)."""
+    def apply(self, keys: tuple, u: np.ndarray, u_dag: np.ndarray | None = None) -> None:
+        """Apply unitary ``u`` to qubits ``keys`` (first key = most significant);
+        ``u_dag`` (its adjoint) may be passed to save a conjugation."""
         with self.lock:
+            if len(keys) == 1:
+                g = self._get(keys[0])
+                if len(g.keys) == 1:
+                    g.rho = u @ g.rho @ (u.conj().T if u_dag is None else u_dag)
+                    return
             g = self._merge(keys)
             pos = [g.keys.index(k) for k in keys]
             g.rho = _apply(g.rho, len(g.keys), u, pos)
@@ -160,7 +169,12 @@ class NetworkQuantumState:
         """Z-basis projective measurement; the qubit is left in the |outcome> state."""
         with self.lock:
             g = self._get(key)
-            n, p = len(g.keys), g.keys.index(key)
+            n = len(g.keys)
+            if n == 1:
+                m = int(self.rng.random() < g.rho[1, 1].real)
+                g.rho = _P1 if m else _P0
+                return m
+            p = g.keys.index(key)
             diag = np.real(np.diagonal(g.rho)).reshape([2] * n)
             p1 = float(np.clip(diag.take(1, axis=p).sum(), 0.0, 1.0))
             m = int(self.rng.random() < p1)
@@ -172,8 +186,7 @@ class NetworkQuantumState:
                 rest = t[tuple(idx)].reshape(2 ** (n - 1), 2 ** (n - 1))
                 g.rho = rest / (p1 if m else 1 - p1)
                 g.keys.pop(p)
-            proj = _P1.copy() if m else _P0.copy()
-            self._group[key] = _Group([key], proj)
+            self._group[key] = _Group([key], _P1 if m else _P0)
             return m
 
     def set_pair(self, a: Key, b: Key, rho4: np.ndarray) -> None:
@@ -366,7 +379,8 @@ class IdealQDriver(QDriver):
 
     # -- handlers ------------------------------------------------------------------------
     def _tick(self, dt: int) -> None:
-        self.clock.advance_to(self.clock.now_ns() + dt)
+        clock = self.clock
+        clock.advance_to(clock.now_ns() + dt)
 
     def _init(self, instr: Any, qubits: tuple) -> None:
         self.state.reset((self.node, qubits[0]))
@@ -388,9 +402,13 @@ class IdealQDriver(QDriver):
         return self._meas(instr, qubits)
 
     def _fixed(self, instr: Any, qubits: tuple) -> None:
-        u = _FIXED[instr.mnemonic]
-        self.state.apply(tuple((self.node, q) for q in qubits[: 1 if u.shape[0] == 2 else 2]), u)
-        self._tick(self.durations.single_ns if u.shape[0] == 2 else self.durations.two_qubit_ns)
+        u, ud = _FIXED_DAG[instr.mnemonic]
+        if u.shape[0] == 2:
+            self.state.apply(((self.node, qubits[0]),), u, ud)
+            self._tick(self.durations.single_ns)
+        else:
+            self.state.apply(((self.node, qubits[0]), (self.node, qubits[1])), u, ud)
+            self._tick(self.durations.two_qubit_ns)
 
     def _angle_matrix(self, instr: Any, build: Callable[[float], np.ndarray]) -> np.ndarray:
         key = (instr.mnemonic, instr.angle_num.value, instr.angle_denom.value)
@@ -401,8 +419,12 @@ class IdealQDriver(QDriver):
         return u
 
     def _rot(self, instr: Any, qubits: tuple) -> None:
-        u = self._angle_matrix(instr, lambda a: rotation(instr.mnemonic[-1], a))
-        self.state.apply(((self.node, qubits[0]),), u)
+        key = (instr.mnemonic, instr.angle_num.value, instr.angle_denom.value)
+        ud = self._cache.get(key)
+        if ud is None:
+            u = rotation(instr.mnemonic[-1], key[1] * math.pi / (1 << key[2]))
+            ud = self._cache[key] = (u, u.conj().T.copy())
+        self.state.apply(((self.node, qubits[0]),), ud[0], ud[1])
         self._tick(self.durations.single_ns)
 
     def _crot(self, instr: Any, qubits: tuple) -> None:
