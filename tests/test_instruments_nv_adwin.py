@@ -123,6 +123,7 @@ def test_entanglement_responses():
     ad.send_instruction(word(Opcode.ENT_MEASURE))
     assert decode(ad.read_response()) == ResponseMessage(ResponseKind.ENT_SUCCESS, 0,
                                                          2 | 4 | 8, 0)
+    assert ad.now_ns() == 20_000  # 5 us attempt + 10 us readout -> tick 2
     ad.send_instruction(word(Opcode.ENT_KEEP))
     assert decode(ad.read_response()).kind is ResponseKind.ENT_FAILURE
     ad.send_instruction(word(Opcode.ENT_KEEP))

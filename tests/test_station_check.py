@@ -175,3 +175,44 @@ def test_nv_node_end_to_end_with_packaged_physics():
     a.close()
     b.close()
     assert not Instrument.exist("alice_hdawg")
+
+
+def test_two_nodes_entangle_through_their_controllers():
+    """Each node's QDriver thread drives its own simulated ADwin; the controllers'
+    ENT attempts meet at the shared heralding station of the physics."""
+    import dataclasses
+    import threading
+
+    import numpy as np
+
+    from qnodeos_hw.simulators.physics import (HeraldingStation, NVNode, QuantumRegistry,
+                                               load_noise_models)
+    models = load_noise_models()
+    reg = QuantumRegistry()
+    station = HeraldingStation(dataclasses.replace(models.heralding, p_success=0.5),
+                               np.random.default_rng(5), reg)
+    phys = {n: NVNode(n, models.nv_for(n), np.random.default_rng(i), reg, station=station)
+            for i, n in enumerate(("alice", "bob"))}
+    nodes = {n: open_nv_node(phys[n], VirtualClock(), name=n) for n in phys}
+    results: dict[str, list] = {}
+
+    def run(name):
+        ad = nodes[name].adwin
+        out = []
+        for _ in range(30):
+            ad.send_instruction(encode(InstructionMessage(Opcode.ENT_KEEP)))
+            out.append(decode(ad.read_response(timeout_s=5.0)))
+        results[name] = out
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in nodes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    a, b = results["alice"], results["bob"]
+    assert [r.kind for r in a] == [r.kind for r in b]
+    assert [r.argument for r in a] == [r.argument for r in b]  # same Bell index
+    heralds = sum(r.kind is ResponseKind.ENT_SUCCESS for r in a)
+    assert 5 <= heralds <= 25 and station.attempts == 30
+    for n in nodes.values():
+        n.close()

@@ -20,7 +20,9 @@ TickLink` enforces the tick rules):
 * ``INIT``: charge-resonance check (repeated up to ``Par_4`` times until the
   counts reach ``Par_1``), then spin pumping -> SUCCESS, or FAILURE;
 * ``MEASURE``: single-shot readout -> OUTCOME;
-* ``ENT_KEEP``/``ENT_MEASURE``: one heralded attempt -> ENT_SUCCESS/ENT_FAILURE;
+* ``ENT_KEEP``/``ENT_MEASURE``: one heralded attempt (``Par_8`` ns, which must equal
+  the physics' attempt duration; ``ENT_MEASURE`` adds the readout window) ->
+  ENT_SUCCESS/ENT_FAILURE;
 * ``NOP`` -> SUCCESS. Other opcodes are refused (the NV QDriver maps gates to PLAY).
 
 Discrete-event: time moves only when the host acts. A poll of an empty response
@@ -211,7 +213,7 @@ class _ControllerProcess:
                 heralded, bell, outcome = be.entangle(q, t_ns, measure)
                 resp = (Response(ResponseKind.ENT_SUCCESS, outcome if measure else None,
                                  int(bell)) if heralded else Response(ResponseKind.ENT_FAILURE))
-                duration = par[PAR_ENT_ATTEMPT_NS]
+                duration = par[PAR_ENT_ATTEMPT_NS] + (par[PAR_READOUT_NS] if measure else 0)
         key = (resp, q, msg.seq)
         raw = self._encoded.get(key)
         if raw is None:
