@@ -116,3 +116,14 @@ def test_yaml11_numeric_strings_accepted(tmp_path, default_dict):
     file = tmp_path / "s.yaml"
     file.write_text(yaml.safe_dump(d))
     assert load_calibration(file).dd_tau_s == 1e-5
+
+
+def test_unreadable_file_is_a_calibration_error(tmp_path):
+    with pytest.raises(CalibrationError) as err:
+        load_calibration(tmp_path / "nope.yaml")
+    assert err.value.key == "<file>"
+    bad = tmp_path / "list.yaml"
+    bad.write_text("- 1\n- 2\n")
+    with pytest.raises(CalibrationError) as err:
+        load_calibration(bad)
+    assert err.value.key == "<root>"

@@ -12,6 +12,11 @@ Rotation angles are encoded by pulse area: for the pi pulse of a shape, amplitud
 ``rabi_rate_per_amplitude(shape) = pi / (A_pi * sum(envelope) / sample_rate_hz)``
 (rad/s per unit amplitude); a rotation by ``theta`` uses the same duration and
 amplitude ``A_pi * theta / pi``.
+
+``mw_frequency_hz``/``mw_power_dbm`` are for the MW source; ``detuning_hz`` (qubit
+minus MW frequency) does not enter the baseband waveforms: the frame is the MW
+source's LO and XY8 refocuses the detuning (see
+:mod:`qnodeos_hw.sequences.hdawg_program`); simulators and analyses use it.
 """
 
 from __future__ import annotations
@@ -266,7 +271,10 @@ def load_calibration(path: str | Path | None = None) -> NVCalibration:
         text = resources.files(__package__).joinpath(DEFAULT_CALIBRATION_FILE).read_text()
         source = f"{__package__}:{DEFAULT_CALIBRATION_FILE}"
     else:
-        text = Path(path).read_text()
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise CalibrationError("<file>", f"cannot read {path}: {exc.strerror or exc}") from None
         source = str(path)
     try:
         data = yaml.safe_load(text)
