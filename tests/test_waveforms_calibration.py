@@ -26,8 +26,9 @@ def test_default_calibration_values():
     assert round(13e-3 / cal.dd_tau_s) == 1300
     # the shipped pi pulses correspond to one hardware Rabi rate (~2 pi x 30 MHz at full scale)
     rates = [cal.rabi_rate_per_amplitude(s) / (2 * math.pi) for s in SHAPES]
-    assert max(rates) / min(rates) < 1.001
-    assert 29e6 < rates[0] < 31e6
+    # the simulated NV physics assumes 30 MHz at full scale (noise_model.yaml): keep them equal
+    for r in rates:
+        assert r == pytest.approx(30e6, rel=2e-6)
     with pytest.raises(dataclasses.FrozenInstanceError):
         cal.dd_tau_s = 1.0  # type: ignore[misc]
 
