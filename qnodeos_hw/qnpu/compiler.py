@@ -18,6 +18,7 @@ list), ``drv(instr, qubits)``, ``ph(vaddr) -> physical``, ``qalloc(v)``,
 
 from __future__ import annotations
 
+import linecache
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -264,6 +265,7 @@ def compile_instructions(instrs: list, name: str = "<subroutine>") -> CompiledSu
     filename = f"<netqasm-subroutine {name}>"
     ns: dict[str, Any] = {}
     exec(compile(source, filename, "exec"), ns)  # noqa: S102 - our own generated code
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     run = ns["_factory"](instrs, _div, _rem, _mod, WAIT)
     line_map = {ln + 1: idx for ln, idx in enumerate(g.line_instr) if idx is not None}
     return CompiledSubroutine(instrs, source, run, line_map, filename)

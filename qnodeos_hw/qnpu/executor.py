@@ -73,7 +73,7 @@ class StandaloneExecutor:
             for out in gen:
                 if out is WAIT:
                     raise QNPUError("subroutine waits for entanglement results; no network here")
-        except QNPUError:
+        except ExecutionError:
             raise
         except Exception as exc:
             tb, idx = exc.__traceback__, None
