@@ -9,6 +9,8 @@ Build a simulated network::
     bob = NVNode("bob", models.nv_for("bob"), np.random.default_rng(3), reg, station=station)
     ion = IonNode("ion", models.ion_for("ion"), np.random.default_rng(4), reg)
 
+or simply ``pair = nv_pair(("alice", "bob"), seed=1)`` (see :mod:`.network`).
+
 ``NVNode`` implements :class:`~qnodeos_hw.simulators.qubit_backend.NVQubitBackend`,
 ``IonNode`` implements :class:`~qnodeos_hw.simulators.qubit_backend.IonQubitBackend`.
 """
@@ -21,6 +23,7 @@ from .ion import IonNode
 from .node_base import reduced_density_matrix
 from .noise_model import (HeraldingModel, IonNoiseModel, NoiseModels, NVNoiseModel,
                           load_noise_models)
+from .network import NVPair, ion_node, nv_node, nv_pair
 from .nv import NVNode
 from .pulses import rotation_unitary, waveform_unitary
 from .state import QuantumRegistry
@@ -30,6 +33,6 @@ __all__ = [
     "IonNode", "IonNoiseModel", "NVNode", "NVNoiseModel", "NoiseModelKeyError",
     "NoiseModelValueError", "NoiseModels", "PartnerTimeoutError", "PhysicsError",
     "PhysicsTimeError", "QuantumRegistry", "QubitAddressError", "WaveformError",
-    "heralded_state", "load_noise_models", "reduced_density_matrix", "rotation_unitary",
+    "NVPair", "heralded_state", "ion_node", "load_noise_models", "nv_node", "nv_pair", "reduced_density_matrix", "rotation_unitary",
     "waveform_unitary",
 ]
