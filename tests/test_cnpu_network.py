@@ -1,0 +1,241 @@
+"""Whole stack: SDK programs (CNPU threads) -> TCP -> QNPUs -> IdealQDrivers + link.
+Statistics of entanglement, teleportation fidelity, measure-directly requests,
+get_qubit_state on real stations, trace export."""
+
+from __future__ import annotations
+
+import json
+import math
+import textwrap
+
+import numpy as np
+import pytest
+
+from qnodeos_hw.cnpu.network import IdealNetworkFactory, NetworkSettings, run_app_dir
+from qnodeos_hw.qdrivers.base import NotSimulatedError
+from qnodeos_hw.qdrivers.ideal import IdealQDriver
+
+FAST = dict(bin_ns=100_000)
+
+
+def write_app(tmp_path, files: dict[str, str]):
+    for name, text in files.items():
+        (tmp_path / name).write_text(textwrap.dedent(text))
+    return str(tmp_path)
+
+
+BELL_STATS = {
+    "app_alice.py": """
+        from netqasm.sdk import EPRSocket
+        from netqasm.sdk.external import NetQASMConnection
+
+        def main(app_config=None, bases=()):
+            epr = EPRSocket("bob")
+            out = []
+            with NetQASMConnection(app_config.app_name, epr_sockets=[epr]) as conn:
+                for b in bases:
+                    q = epr.create_keep()[0]
+                    if b:
+                        q.H()
+                    m = q.measure()
+                    conn.flush()
+                    out.append(int(m))
+            return {"m": out}
+        """,
+    "app_bob.py": """
+        from netqasm.sdk import EPRSocket
+        from netqasm.sdk.external import NetQASMConnection
+
+        def main(app_config=None, bases=()):
+            epr = EPRSocket("alice")
+            out = []
+            with NetQASMConnection(app_config.app_name, epr_sockets=[epr]) as conn:
+                for b in bases:
+                    q = epr.recv_keep()[0]
+                    if b:
+                        q.H()
+                    m = q.measure()
+                    conn.flush()
+                    out.append(int(m))
+            return {"m": out}
+        """,
+}
+
+
+@pytest.mark.parametrize("fidelity", [1.0, 0.8])
+def test_bell_pair_statistics(tmp_path, fidelity):
+    n = 120
+    rng = np.random.default_rng(3)
+    bases = [int(b) for b in rng.integers(0, 2, n)]
+    app = write_app(tmp_path, BELL_STATS)
+    res = run_app_dir(app, IdealNetworkFactory(fidelity=fidelity, seed=11),
+                      NetworkSettings(seed=11, trace_instructions=False, **FAST),
+                      inputs={"alice": {"bases": bases}, "bob": {"bases": bases}})
+    assert res.ok, {r: o.error for r, o in res.outcomes.items()}
+    a, b = res.results["alice"]["m"], res.results["bob"]["m"]
+    agree = sum(x == y for x, y in zip(a, b)) / n
+    expect = (2 * fidelity + 1) / 3  # Werner: Phi+ and Phi- (Z) / Phi+ and Psi+ (X) agree
+    assert abs(agree - expect) <= 3 * math.sqrt(max(expect * (1 - expect), 1 / n) / n) + 1e-9
+    assert abs(sum(a) / n - 0.5) <= 3 * math.sqrt(0.25 / n)
+    delivered = res.trace.of_kind("entanglement_delivered")
+    assert len(delivered) == 2 * n
+    # the receiver complied through its open socket, holding pairs before its request came
+    assert {e.node for e in delivered} == {"alice", "bob"}
+
+
+TELEPORT = {
+    "app_sender.py": """
+        from netqasm.sdk import EPRSocket, Qubit
+        from netqasm.sdk.classical_communication.message import StructuredMessage
+        from netqasm.sdk.external import NetQASMConnection, Socket
+        from netqasm.sdk.toolbox import set_qubit_state
+
+        def main(app_config=None, phi=0.0, theta=0.0):
+            sock = Socket("sender", "receiver")
+            epr = EPRSocket("receiver")
+            with NetQASMConnection(app_config.app_name, epr_sockets=[epr]) as conn:
+                q = Qubit(conn)
+                set_qubit_state(q, phi, theta)
+                e = epr.create_keep()[0]
+                q.cnot(e)
+                q.H()
+                m1 = q.measure()
+                m2 = e.measure()
+            sock.send_structured(StructuredMessage("c", (int(m1), int(m2))))
+            return {}
+        """,
+    "app_receiver.py": """
+        from netqasm.sdk import EPRSocket
+        from netqasm.sdk.external import NetQASMConnection, Socket, get_qubit_state
+
+        def main(app_config=None):
+            sock = Socket("receiver", "sender")
+            epr = EPRSocket("sender")
+            with NetQASMConnection(app_config.app_name, epr_sockets=[epr]) as conn:
+                q = epr.recv_keep()[0]
+                conn.flush()
+                m1, m2 = sock.recv_structured().payload
+                if m2:
+                    q.X()
+                if m1:
+                    q.Z()
+                conn.flush()
+                dm = get_qubit_state(q)
+            return {"dm": dm}
+        """,
+}
+
+
+def test_teleportation_is_exact(tmp_path):
+    app = write_app(tmp_path, TELEPORT)
+    for phi, theta in ((0.3, 1.1), (2.0, 2.5)):
+        res = run_app_dir(app, IdealNetworkFactory(seed=2), NetworkSettings(seed=2, **FAST),
+                          inputs={"sender": {"phi": phi, "theta": theta}})
+        assert res.ok, {r: o.error for r, o in res.outcomes.items()}
+        psi = np.array([math.cos(theta / 2), np.exp(1j * phi) * math.sin(theta / 2)])
+        dm = np.asarray(res.results["receiver"]["dm"])
+        assert np.real(psi.conj() @ dm @ psi) == pytest.approx(1.0, abs=1e-9)
+
+
+MEASURE_DIRECTLY = {
+    "app_alice.py": """
+        from netqasm.sdk import EPRSocket
+        from netqasm.sdk.epr_socket import EprMeasBasis as B
+        from netqasm.sdk.external import NetQASMConnection
+
+        def main(app_config=None, n=1):
+            epr = EPRSocket("bob")
+            out = {}
+            with NetQASMConnection(app_config.app_name, epr_sockets=[epr]) as conn:
+                for name, (bl, br) in {"xx": (B.X, B.X), "zz": (B.Z, B.Z), "xz": (B.X, B.Z)}.items():
+                    out[name] = epr.create_measure(number=n, basis_local=bl, basis_remote=br)
+            return {k: [int(e.measurement_outcome) for e in v] for k, v in out.items()}
+        """,
+    "app_bob.py": """
+        from netqasm.sdk import EPRSocket
+        from netqasm.sdk.external import NetQASMConnection
+
+        def main(app_config=None, n=1):
+            epr = EPRSocket("alice")
+            out = {}
+            with NetQASMConnection(app_config.app_name, epr_sockets=[epr]) as conn:
+                for name in ("xx", "zz", "xz"):
+                    out[name] = epr.recv_measure(number=n)
+            return {k: [int(e.measurement_outcome) for e in v] for k, v in out.items()}
+        """,
+}
+
+
+def test_measure_directly_requests(tmp_path):
+    n = 60
+    app = write_app(tmp_path, MEASURE_DIRECTLY)
+    res = run_app_dir(app, IdealNetworkFactory(seed=4), NetworkSettings(seed=4, **FAST),
+                      inputs={"alice": {"n": n}, "bob": {"n": n}})
+    assert res.ok, {r: o.error for r, o in res.outcomes.items()}
+    a, b = res.results["alice"], res.results["bob"]
+    for same_basis in ("xx", "zz"):
+        assert a[same_basis] == b[same_basis]
+        assert abs(sum(a[same_basis]) / n - 0.5) <= 3 * math.sqrt(0.25 / n)
+    agree = sum(x == y for x, y in zip(a["xz"], b["xz"])) / n
+    assert abs(agree - 0.5) <= 3 * math.sqrt(0.25 / n)
+
+
+class RealStationFactory(IdealNetworkFactory):
+    """Ideal physics, but the driver answers like real hardware: no density matrix."""
+
+    def __call__(self, node, clock):
+        drv = super().__call__(node, clock)
+
+        class Real(type(drv)):
+            def qubit_state(self, qubits):
+                raise NotSimulatedError(f"node {self.node} drives real hardware: no density matrix")
+
+            def group_state(self, qubit):
+                raise NotSimulatedError(f"node {self.node} drives real hardware: no density matrix")
+
+        drv.__class__ = Real
+        return drv
+
+
+def test_get_qubit_state_raises_clearly_on_real_stations(tmp_path):
+    app = write_app(tmp_path, {"app_alice.py": """
+        from netqasm.sdk import Qubit
+        from netqasm.sdk.external import NetQASMConnection, get_qubit_state
+
+        def main(app_config=None):
+            with NetQASMConnection(app_config.app_name) as conn:
+                q = Qubit(conn)
+                conn.flush()
+                try:
+                    get_qubit_state(q)
+                except Exception as exc:
+                    return {"error": type(exc).__name__, "msg": str(exc)}
+                return {"error": None}
+        """})
+    sim = run_app_dir(app, IdealNetworkFactory(), NetworkSettings(**FAST))
+    assert sim.results["alice"] == {"error": None}
+    real = run_app_dir(app, RealStationFactory(), NetworkSettings(**FAST))
+    assert real.results["alice"]["error"] == "NotSimulatedError"
+    assert "real hardware" in real.results["alice"]["msg"]
+
+
+def test_trace_exports_json_lines_with_virtual_time(tmp_path):
+    app = write_app(tmp_path, TELEPORT)
+    res = run_app_dir(app, IdealNetworkFactory(seed=1), NetworkSettings(seed=1, **FAST))
+    path = tmp_path / "trace.jsonl"
+    n = res.trace.save(str(path))
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    assert len(lines) == n > 20
+    kinds = {x["kind"] for x in lines}
+    assert {"subroutine_received", "process_state", "instr_sent", "instr_response",
+            "entanglement_delivered"} <= kinds
+    for node in ("sender", "receiver"):
+        ts = [x["t_ns"] for x in lines if x["node"] == node]
+        assert ts == sorted(ts) and ts[-1] > 0
+
+
+def test_ideal_factory_is_plain_callable_for_other_platforms():
+    f = IdealNetworkFactory(num_qubits=3)
+    from qnodeos_hw.qdevice.clock import VirtualClock
+    d = f("x", VirtualClock())
+    assert isinstance(d, IdealQDriver) and d.spec.num_qubits == 3 and d.link is f.link
