@@ -1,0 +1,109 @@
+"""Node factories: a node's QDriver on its station, simulated or in the lab.
+
+This is the one place that wires a *simulated* station together (physics +
+vendor-API simulators + the ordinary QCoDeS drivers + the QDriver); the drivers
+and QDrivers themselves never know. A lab builds the same QDrivers over drivers
+loaded from its own station YAML (see ``instruments/stations/lab.yaml``).
+
+* :func:`simulated_nv_network` -- NV nodes sharing one heralding station and one
+  quantum registry (so their qubits can be entangled), each with its own virtual
+  clock (nodes may run in separate threads).
+* :func:`simulated_ion_node` -- one trapped-ion node.
+
+``SimulatedNode.qdriver.qubit_state`` returns the physics' density matrix (the
+``state_probe``); on a lab station it raises ``NotSimulatedError``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .qdevice.clock import VirtualClock
+from .qdevice.spec import ion_spec, nv_spec
+from .qdrivers.base import QDriver
+
+
+@dataclass
+class SimulatedNode:
+    """One simulated node: its QDriver and what must be closed with it."""
+
+    name: str
+    platform: str
+    qdriver: QDriver
+    clock: VirtualClock
+    physics: Any
+    _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
+
+    def close(self) -> None:
+        while self._closers:
+            self._closers.pop()()
+
+
+def _nv_program(calibration_file: str | Path | None):
+    from .sequences.hdawg_program import build_hdawg_program
+    from .waveforms.calibration import load_calibration
+    from .waveforms.table import build_table
+
+    cal = load_calibration(calibration_file)
+    table = build_table(cal)
+    return table, build_hdawg_program(table, cal)
+
+
+def simulated_nv_network(names: tuple[str, ...] = ("client", "server"), seed: int = 0,
+                         noise_file: str | Path | None = None, num_qubits: int = 1,
+                         calibration_file: str | Path | None = None) -> dict[str, SimulatedNode]:
+    """NV nodes on simulated stations; every pair of them can entangle through one
+    heralding station (paper defaults from the noise model, or ``noise_file``)."""
+    from .qdrivers.nv import NVQDriver
+    from .simulators.nv_lab import open_nv_node
+    from .simulators.physics import HeraldingStation, NVNode, QuantumRegistry, load_noise_models
+
+    models = load_noise_models(noise_file)
+    registry = QuantumRegistry()
+    gens = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(names) + 1)]
+    station = HeraldingStation(models.heralding, gens[0], registry)
+    table, program = _nv_program(calibration_file)
+    nodes: dict[str, SimulatedNode] = {}
+    try:
+        for name, gen in zip(names, gens[1:]):
+            physics = NVNode(name, models.nv_for(name), gen, registry, num_qubits, station=station)
+            clock = VirtualClock()
+            st = open_nv_node(physics=physics, clock=clock, seed=seed, name=name, program=program)
+            probe = (lambda qs, p=physics, c=clock: p.reduced_density_matrix(qs, c.now_ns()))
+            qd = NVQDriver(st.adwin, table, spec=nv_spec(num_qubits), now_ns=clock.now_ns,
+                           state_probe=probe)
+            nodes[name] = SimulatedNode(name, "nv", qd, clock, physics, [st.close])
+    except Exception:
+        for n in nodes.values():
+            n.close()
+        raise
+    return nodes
+
+
+def simulated_ion_node(name: str = "ion", seed: int = 0,
+                       noise_file: str | Path | None = None) -> SimulatedNode:
+    """A trapped-ion node: serial ``sim://`` bridge with the packaged ion physics."""
+    from qcodes.instrument import Instrument
+
+    from .instruments.ion_bridge import IonFPGABridge
+    from .qdrivers.ion import IonQDriver
+    from .simulators.physics import IonNode, QuantumRegistry, load_noise_models
+
+    models = load_noise_models(noise_file)
+    physics = IonNode(name, models.ion_for(name), np.random.default_rng(seed), QuantumRegistry())
+    bridge = IonFPGABridge(f"{name}_bridge", f"sim://{name}",
+                           protocol_handler_packages=["qnodeos_hw.simulators.serial_sim"])
+    try:
+        bridge.port.attach(physics)
+        clock = VirtualClock()
+        probe = (lambda qs: physics.reduced_density_matrix(qs, clock.now_ns()))
+        qd = IonQDriver(bridge, clock, spec=ion_spec(), state_probe=probe)
+    except Exception:
+        bridge.close()
+        raise
+    return SimulatedNode(name, "ion", qd, clock, physics,
+                         [lambda: Instrument.exist(bridge.name) and bridge.close()])
