@@ -125,7 +125,7 @@ def test_bad_subroutine_fails_only_its_process(node):
     ret, done = good.recv(), good.recv()
     assert ret.value == 3 and isinstance(done, MsgDoneMessage)
     # an unsupported-at-run-time subroutine (qubit beyond the device) also fails alone
-    bad.send(_sub("set Q0 0\nqalloc Q0\nset Q1 1\nqalloc Q1\n", 0))
+    bad.send(_sub("".join(f"set Q{i} {i}\nqalloc Q{i}\n" for i in range(4)), 0))  # 3-qubit device
     detail = bad.recv()
     assert detail[1]["error"].startswith("ExecutionError") and "qalloc" in detail[1]["message"]
     assert isinstance(bad.recv(), ErrorMessage)

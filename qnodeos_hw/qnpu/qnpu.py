@@ -22,6 +22,7 @@ import json
 import queue
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -48,11 +49,20 @@ EXT_ERROR = 0xE2
 @dataclass(frozen=True, slots=True)
 class QNPUConfig:
     """``bin_ns``: TDMA bin (ns); ``links``: bin -> link order (empty: every bin for every
-    link); ``comm_qubits``: physical qubits that can be entangled (None: all)."""
+    link); ``comm_qubits``: physical qubits that can be entangled (None: all);
+    ``idle_wall_scale``: while the QNPU idles waiting for its programs, its virtual clock
+    advances by the elapsed wall time times this factor (0: time stands still while
+    idle, the default; 1: real host latencies show up in virtual time, e.g. for
+    decoherence while a program thinks)."""
 
     bin_ns: int = 10_000_000
     links: tuple[frozenset, ...] = ()
     comm_qubits: tuple[int, ...] | None = None
+    idle_wall_scale: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.idle_wall_scale < 0:
+            raise ValueError(f"idle_wall_scale must be >= 0, got {self.idle_wall_scale}")
 
 
 class _Conn:
@@ -215,7 +225,13 @@ class QNPU:
 
     def _drain(self, block: bool) -> None:
         try:
-            item = self._inbox.get(block=block)
+            if block and self.config.idle_wall_scale > 0:
+                t0 = time.perf_counter_ns()
+                item = self._inbox.get()
+                dt = int((time.perf_counter_ns() - t0) * self.config.idle_wall_scale)
+                self._advance_to(self.driver.now_ns() + dt)
+            else:
+                item = self._inbox.get(block=block)
         except queue.Empty:
             return
         while True:
@@ -290,7 +306,9 @@ class QNPU:
             pid = self._next_pid
             self._next_pid += 1
             proc = Process(pid, msg.app_id, USER_PRIORITY, cid, msg.max_qubits)
-            self.qmmu.add_process(pid, msg.max_qubits)
+            # virtual address space: at least the app's max_qubits, and at least the device's
+            # size (netqasm's NV compilation addresses virtual qubit max_qubits)
+            self.qmmu.add_process(pid, max(msg.max_qubits, self.qmmu.num_qubits))
             proc.ctx = _RunContext(self, proc)  # type: ignore[attr-defined]
             self.procs[pid] = proc
             self._by_app[(cid, msg.app_id)] = proc

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, TextIO
 
@@ -12,13 +13,15 @@ from typing import Any, Iterable, TextIO
 class TraceEvent:
     """One event: ``t_ns`` on the node's virtual clock, ``kind`` (e.g. 'subroutine_received',
     'process_state', 'instr_sent', 'instr_response', 'entanglement_delivered'), the node,
-    the process id (or None) and free-form ``data``."""
+    the process id (or None), free-form ``data`` and ``wall_ns`` (host
+    ``time.perf_counter_ns``, for latency breakdowns of CNPU <-> QNPU round trips)."""
 
     t_ns: int
     node: str
     kind: str
     pid: int | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    wall_ns: int = 0
 
 
 class Trace:
@@ -37,7 +40,7 @@ class Trace:
     def record(self, t_ns: int, node: str, kind: str, pid: int | None = None, **data: Any) -> None:
         if self.kinds is not None and kind not in self.kinds:
             return
-        ev = TraceEvent(int(t_ns), node, kind, pid, data)
+        ev = TraceEvent(int(t_ns), node, kind, pid, data, time.perf_counter_ns())
         with self._lock:
             self._events.append(ev)
 
