@@ -126,11 +126,11 @@ class HeraldingModel(_Record):
             raise NoiseModelValueError(self.SECTION, "max_skew_ns",
                                        f"must be null or a non-negative int, got {self.max_skew_ns!r}")
         if self.state_model == "single_photon":
-            if self.fidelity > 1.0 - self.bright_population / 1.0 or \
-                    2 * self.fidelity / (1 - self.bright_population) - 1 < 0:
+            alpha = self.bright_population
+            if not (1 - alpha) / 2 <= self.fidelity <= 1 - alpha:
                 raise NoiseModelValueError(
                     self.SECTION, "fidelity", f"{self.fidelity} is unreachable with "
-                    f"bright_population {self.bright_population} (need (1-alpha)/2 <= F <= 1-alpha)")
+                    f"bright_population {alpha} (need (1-alpha)/2 <= F <= 1-alpha)")
 
 
 @dataclass(frozen=True, slots=True)

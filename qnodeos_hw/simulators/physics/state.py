@@ -279,21 +279,17 @@ def _apply_op(sub: _Sub, pos: list[int], u: np.ndarray) -> None:
     sub.rho = np.ascontiguousarray(t.reshape(d, d))
 
 
-_TO_PAULI = None
+_PAULIS = np.array([_I2, [[0, 1], [1, 0]], [[0, -1j], [1j, 0]], [[1, 0], [0, -1]]],
+                   dtype=complex)
 
 
 def _affine_superop(m: Sequence[float], c: Sequence[float]) -> np.ndarray:
-    """Superoperator ``s[i', j', i, j]`` of the Bloch map ``r -> M r + c``."""
-    global _TO_PAULI  # constant table, built once
-    if _TO_PAULI is None:
-        paulis = np.array([_I2, [[0, 1], [1, 0]], [[0, -1j], [1j, 0]], [[1, 0], [0, -1]]],
-                          dtype=complex)
-        _TO_PAULI = paulis
-    p = _TO_PAULI
+    """Superoperator ``s[i', j', i, j]`` of the Bloch map ``r -> M r + c``.
+
+    With Pauli coordinates ``v_a = Tr(P_a rho)`` the map is the Pauli transfer matrix
+    ``T = [[1, 0], [c, M]]`` and ``rho' = sum_ab P_a T_ab Tr(P_b rho) / 2``."""
     ptm = np.zeros((4, 4))
     ptm[0, 0] = 1.0
     ptm[1:, 0] = c
     ptm[1:, 1:] = np.asarray(m, dtype=float).reshape(3, 3)
-    # rho = sum_a v_a P_a / 2 with v_a = Tr(P_a rho); v' = ptm v
-    # s[p,q,i,j] = sum_ab P_a[p,q] ptm[a,b] conj(P_b[i,j]) ... / 2 with v_b = sum_ij P_b[j,i] rho[i,j]
-    return np.einsum("apq,ab,bji->pqij", p, ptm, p) / 2
+    return np.einsum("apq,ab,bji->pqij", _PAULIS, ptm, _PAULIS) / 2
