@@ -91,7 +91,7 @@ class NVNoiseModel(_Record):
     cr_counts_mean_fail: float = _f(_NONNEG, "mean CR counts when not ready")
     cr_scrambles_electron: bool = _f(_BOOL, "CR check leaves address 0 fully mixed")
     rabi_hz_per_amplitude: float = _f(_POS, "Rabi frequency (Hz) at full-scale amplitude")
-    detuning_hz: float = _f(_ANY, "MW minus qubit frequency (Hz)")
+    detuning_hz: float = _f(_ANY, "qubit minus MW frequency (Hz)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +139,7 @@ class IonNoiseModel(_Record):
 
     SECTION = "ion"
     pi_time_ns: float = _f(_POS, "qubit-laser pi time (ns)")
-    laser_detuning_hz: float = _f(_ANY, "laser minus qubit frequency (Hz)")
+    laser_detuning_hz: float = _f(_ANY, "qubit minus laser frequency (Hz)")
     t1_s: float = _f(_POS, "D5/2 lifetime (s)")
     t1_equilibrium_z: float = _f(_Z, "Bloch z reached by T1 decay")
     t2star_s: float = _f(_POS, "dephasing time (s)")

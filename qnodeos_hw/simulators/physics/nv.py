@@ -64,7 +64,8 @@ class NVNode(NodeBase):
         return self._detuning_hz
 
     def set_detuning(self, detuning_hz: float) -> None:
-        """Change the MW detuning (e.g. the MW source frequency moved); clears the cache."""
+        """Set the detuning (Hz, qubit minus MW frequency), e.g. when the MW source moved;
+        clears the unitary cache."""
         self._detuning_hz = float(detuning_hz)
         self._cache.clear()
 

@@ -2,7 +2,8 @@
 
 Convention (rotating frame, hbar = 1): a sample with full-scale I/Q values
 ``(i, q)`` drives ``H = (Omega/2) (i sigma_x + q sigma_y) + (delta/2) sigma_z`` with
-``Omega = 2 pi * rabi_hz_per_amplitude`` (rad/s) and ``delta = 2 pi * detuning_hz``.
+``Omega = 2 pi * rabi_hz_per_amplitude`` (rad/s) and ``delta = 2 pi * detuning_hz``
+(detuning = qubit frequency minus drive frequency, the frame rotating with the drive).
 So a positive I pulse of area ``theta`` is ``Rx(theta) = exp(-i theta sigma_x / 2)``,
 positive Q gives ``Ry``. |0> is the Bloch north pole (z = +1).
 """
