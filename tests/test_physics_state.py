@@ -119,3 +119,23 @@ def test_measurement_statistics_follow_born_rule_in_joint_state():
     assert agree == n  # perfectly correlated
     p = math.sin(0.6) ** 2
     assert abs(ones / n - p) < 3 * math.sqrt(p * (1 - p) / n)
+
+
+def test_memory_channel_with_precession_in_joint_state_equals_its_transfer_matrix():
+    reg, (a, b, c) = _three_qubits()
+    reg.apply_unitary([a], H)
+    reg.apply_unitary([a, b], CNOT)
+    reg.apply_unitary([b], expm(-0.3j * Y))
+    reg2, (a2, b2, _) = _three_qubits()
+    reg2.set_joint_state([a2, b2], reg.reduced_density_matrix([a, b]))
+    amp, bz, cz, phi = 0.8, 0.9, 0.05, 0.3
+    reg.decohere(a, amp, bz, cz, phi)
+    cp, sp = math.cos(phi), math.sin(phi)
+    m = (amp * cp, -amp * sp, 0, amp * sp, amp * cp, 0, 0, 0, bz)
+    reg2.apply_affine(a2, m, (0, 0, cz))  # independent path: Pauli transfer matrix
+    assert np.allclose(reg.reduced_density_matrix([a, b]), reg2.reduced_density_matrix([a2, b2]))
+    # the same channel on a lone qubit (Bloch fast path)
+    reg.reset(c, (0.6, 0.0, 0.0))
+    reg.decohere(c, amp, bz, cz, phi)
+    assert np.allclose(reg.reduced_density_matrix([c]),
+                       0.5 * (np.eye(2) + amp * 0.6 * (cp * X + sp * Y) + cz * Z))

@@ -28,7 +28,8 @@ class IonNode(NodeBase):
     * ``pump``: ``rho -> (1 - r) [(1-e)|0><0| + e|1><1|] + r * dephased(rho)`` with
       ``r = exp(-duration / pump_time_constant)``, ``e = pump_error``.
     * ``detect``: projective; Poisson counts with mean rate * window (bright / dark).
-    * memory: T1 decay of D5/2 towards |0> and T2* dephasing (no DD on this node).
+    * memory: T1 decay of D5/2 towards |0>, T2* dephasing and precession at the laser
+      detuning (no DD on this node).
     """
 
     def __init__(self, name: str, model: IonNoiseModel, rng: np.random.Generator,
@@ -37,9 +38,10 @@ class IonNode(NodeBase):
         self.model = model
         self._cache: dict[tuple[float, int], tuple] = {}
 
-    def _decay_params(self, qubit: int, dt_s: float) -> tuple[float, float, float]:
+    def _decay_params(self, qubit: int, dt_s: float) -> tuple[float, float, float, float]:
         m = self.model
-        return memory_decay(dt_s, m.t1_s, m.t1_equilibrium_z, m.t2star_s, m.t2star_exponent)
+        return memory_decay(dt_s, m.t1_s, m.t1_equilibrium_z, m.t2star_s, m.t2star_exponent,
+                            m.laser_detuning_hz)
 
     @staticmethod
     def _duration(name: str, duration_ns: int) -> int:

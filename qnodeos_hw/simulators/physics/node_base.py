@@ -35,7 +35,7 @@ class NodeBase:
         self.keys = [(name, q) for q in range(num_qubits)]
         self._t_last = [int(t0_ns)] * num_qubits
         self._dd = [False] * num_qubits  # DD protecting the qubit (NV nodes switch it)
-        self._decay_memo: dict[tuple[bool, int], tuple[float, float, float]] = {}
+        self._decay_memo: dict[tuple[bool, int], tuple[float, float, float, float]] = {}
         for key in self.keys:
             registry.add_qubit(key)
 
@@ -46,8 +46,9 @@ class NodeBase:
                                     f"no qubit address {qubit}")
         return self.keys[qubit]
 
-    def _decay_params(self, qubit: int, dt_s: float) -> tuple[float, float, float]:
-        """(a, b, c) of the memory channel over ``dt_s`` seconds (subclasses)."""
+    def _decay_params(self, qubit: int, dt_s: float) -> tuple[float, float, float, float]:
+        """(a, b, c, phi) of the memory channel over ``dt_s`` seconds (subclasses); see
+        :meth:`QuantumRegistry.decohere`."""
         raise NotImplementedError
 
     def advance(self, qubit: int, t_ns: int):
@@ -105,13 +106,14 @@ class NodeBase:
         return self.registry.prob_zero(self._key(qubit))
 
 
-def memory_decay(dt_s: float, t1_s: float, z_eq: float, t2_s: float, t2_exp: float
-                 ) -> tuple[float, float, float]:
-    """Generalised amplitude damping (T1 towards ``z_eq``) plus pure dephasing
-    ``exp(-(t/T2)^n)``: returns (a, b, c) for ``x,y -> a x,a y; z -> b z + c``."""
+def memory_decay(dt_s: float, t1_s: float, z_eq: float, t2_s: float, t2_exp: float,
+                 detuning_hz: float = 0.0) -> tuple[float, float, float, float]:
+    """Free evolution in the drive's rotating frame: precession at the detuning, generalised
+    amplitude damping (T1 towards ``z_eq``) and pure dephasing ``exp(-(t/T2)^n)``: returns
+    (a, b, c, phi) for ``x,y -> a R_z(phi)(x,y); z -> b z + c``."""
     e1 = math.exp(-dt_s / t1_s)
     a = math.sqrt(e1) * math.exp(-((dt_s / t2_s) ** t2_exp))
-    return a, e1, z_eq * (1.0 - e1)
+    return a, e1, z_eq * (1.0 - e1), 2 * math.pi * detuning_hz * dt_s
 
 
 def reduced_density_matrix(node: NodeBase, qubits: Sequence[int], at_ns: int | None = None

@@ -32,7 +32,8 @@ class NVNode(NodeBase):
       at the pulse start ``t_ns``; cached per ``key`` and revalidated against the
       samples (same array objects -> hit; equal content -> hit; otherwise recomputed).
     * memory decay: with DD on, depolarising ``exp(-(t/T_coh)^n)`` (the paper's model);
-      with DD off, T2* dephasing and T1 relaxation (:func:`.node_base.memory_decay`).
+      with DD off, precession at the detuning, T2* dephasing and T1 relaxation
+      (:func:`.node_base.memory_decay`).
     * ``readout``: projective on the true outcome, reported with fidelities F0/F1.
     * ``entangle``: one attempt through the attached :class:`HeraldingStation`.
     """
@@ -50,12 +51,13 @@ class NVNode(NodeBase):
             station.attach(self)
 
     # ------------------------------------------------------------------ decay
-    def _decay_params(self, qubit: int, dt_s: float) -> tuple[float, float, float]:
+    def _decay_params(self, qubit: int, dt_s: float) -> tuple[float, float, float, float]:
         m = self.model
-        if self._dd[qubit]:
+        if self._dd[qubit]:  # DD refocuses the detuning; what remains is depolarising
             p = math.exp(-((dt_s / m.t_coh_s) ** m.t_coh_exponent))
-            return p, p, 0.0
-        return memory_decay(dt_s, m.t1_s, m.t1_equilibrium_z, m.t2star_s, m.t2star_exponent)
+            return p, p, 0.0, 0.0
+        return memory_decay(dt_s, m.t1_s, m.t1_equilibrium_z, m.t2star_s, m.t2star_exponent,
+                            self._detuning_hz)
 
     # ------------------------------------------------------------- microwaves
     @property
@@ -68,6 +70,7 @@ class NVNode(NodeBase):
         clears the unitary cache."""
         self._detuning_hz = float(detuning_hz)
         self._cache.clear()
+        self._decay_memo.clear()
 
     def mw_unitary(self, key: Hashable, wave_i: np.ndarray, wave_q: np.ndarray,
                    sample_rate_hz: float) -> np.ndarray:

@@ -12,6 +12,7 @@ that nodes driven from different threads can share it.
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Hashable, Iterable, Sequence
 
@@ -96,17 +97,22 @@ class QuantumRegistry:
             else:
                 _apply_1q(sub, sub.keys.index(key), u)
 
-    def decohere(self, key, a: float, b: float, c: float) -> None:
-        """Memory channel ``x, y -> a x, a y``; ``z -> b z + c``."""
+    def decohere(self, key, a: float, b: float, c: float, phi: float = 0.0) -> None:
+        """Memory channel: precession by ``phi`` (rad) about z, then
+        ``x, y -> a x, a y``; ``z -> b z + c``."""
         with self.lock:
             sub = self._sub(key)
             if sub.r is not None:
-                r = sub.r
-                sub.r = [a * r[0], a * r[1], b * r[2] + c]
+                x, y, z = sub.r
+                if phi:
+                    cp, sp = math.cos(phi), math.sin(phi)
+                    x, y = cp * x - sp * y, sp * x + cp * y
+                sub.r = [a * x, a * y, b * z + c]
             else:
                 t = _tensor(sub, sub.keys.index(key))  # a view into sub.rho
-                t[:, 0, :, :, 1, :] *= a
-                t[:, 1, :, :, 0, :] *= a
+                f = a * complex(math.cos(phi), -math.sin(phi)) if phi else a
+                t[:, 0, :, :, 1, :] *= f
+                t[:, 1, :, :, 0, :] *= f.conjugate() if phi else a
                 d0 = t[:, 0, :, :, 0, :].copy()
                 d1 = t[:, 1, :, :, 1, :]
                 t[:, 0, :, :, 0, :] = d0 * ((1 + b + c) / 2) + d1 * ((1 - b + c) / 2)
