@@ -239,3 +239,149 @@ def test_ideal_factory_is_plain_callable_for_other_platforms():
     from qnodeos_hw.qdevice.clock import VirtualClock
     d = f("x", VirtualClock())
     assert isinstance(d, IdealQDriver) and d.spec.num_qubits == 3 and d.link is f.link
+
+
+MULTI = {
+    "roles.yaml": "lgt1: client\nlgt2: client\ndqc_client: client\ndqc_server: server\n",
+    "app_lgt1.py": """
+        from netqasm.sdk import Qubit
+        from netqasm.sdk.external import NetQASMConnection
+
+        def main(app_config=None, k=20):
+            ones = 0
+            with NetQASMConnection(app_config.app_name) as conn:
+                for _ in range(k):
+                    q = Qubit(conn)
+                    q.X()
+                    m = q.measure()
+                    conn.flush()
+                    ones += int(m)
+            return {"ones": ones}
+        """,
+    "app_dqc_client.py": """
+        from netqasm.sdk import EPRSocket
+        from netqasm.sdk.external import NetQASMConnection
+
+        def main(app_config=None, k=10):
+            epr = EPRSocket("dqc_server")
+            out = []
+            with NetQASMConnection(app_config.app_name, epr_sockets=[epr]) as conn:
+                for _ in range(k):
+                    m = epr.create_keep()[0].measure()
+                    conn.flush()
+                    out.append(int(m))
+            return {"m": out}
+        """,
+    "app_dqc_server.py": """
+        from netqasm.sdk import EPRSocket
+        from netqasm.sdk.external import NetQASMConnection
+
+        def main(app_config=None, k=10):
+            epr = EPRSocket("dqc_client")
+            out = []
+            with NetQASMConnection(app_config.app_name, epr_sockets=[epr]) as conn:
+                for _ in range(k):
+                    m = epr.recv_keep()[0].measure()
+                    conn.flush()
+                    out.append(int(m))
+            return {"m": out}
+        """,
+}
+
+
+def test_several_programs_share_one_node(tmp_path):
+    files = dict(MULTI)
+    files["app_lgt2.py"] = files["app_lgt1.py"]
+    app = write_app(tmp_path, files)
+    res = run_app_dir(app, IdealNetworkFactory(seed=5), NetworkSettings(seed=5, **FAST))
+    assert res.ok, {r: o.error for r, o in res.outcomes.items()}
+    r = res.results
+    assert r["lgt1"] == r["lgt2"] == {"ones": 20}
+    assert r["dqc_client"]["m"] == r["dqc_server"]["m"]
+    assert set(res.network.nodes) == {"client", "server"}
+    pids = {e.pid for e in res.trace.of_kind("subroutine_done") if e.node == "client"}
+    assert pids == {1, 2, 3}
+    # the network process (pid 0) ran on the client between user subroutines
+    net_runs = [e for e in res.trace.of_kind("process_state")
+                if e.node == "client" and e.pid == 0 and e.data["state"] == "running"]
+    assert len(net_runs) >= 10
+
+
+@pytest.mark.parametrize("app", ["teleport", "bb84"])
+def test_nv_flavour_compilation_runs(app, tmp_path):
+    import os
+
+    import netqasm
+    path = os.path.join(os.path.dirname(netqasm.__file__), "examples", "apps", app)
+    res = run_app_dir(path, IdealNetworkFactory(seed=1, flavour_name="nv"),
+                      NetworkSettings(seed=1, **FAST))
+    assert res.ok, {r: o.error for r, o in res.outcomes.items()}
+    sent = {e.data["instr"] for e in res.trace.of_kind("instr_sent")}
+    assert {"rot_x", "rot_y"} <= sent and "h" not in sent  # NV native gates only
+
+
+def test_disconnect_mid_entanglement_frees_qubits_sockets_and_requests():
+    import time
+
+    from netqasm.sdk import EPRSocket
+
+    from qnodeos_hw.cnpu.connection import QNPUConnection
+    from qnodeos_hw.cnpu.network import SimulatedNetwork
+
+    def settle(pred):
+        deadline = time.monotonic() + 5
+        while not pred() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return pred()
+
+    with SimulatedNetwork(["a", "b"], IdealNetworkFactory(seed=3), NetworkSettings(**FAST)) as net:
+        qa, qb = net.nodes["a"].qnpu, net.nodes["b"].qnpu
+        for cycle in range(30):
+            ea, eb = EPRSocket("b"), EPRSocket("a")
+            ca = QNPUConnection("a", directory=net.directory, epr_sockets=[ea])
+            if cycle % 2 == 0:  # receiver present: it complies and holds a pair for its socket
+                cb = QNPUConnection("b", directory=net.directory, epr_sockets=[eb])
+            ea.create_keep()
+            ca.flush(block=False)
+            if cycle % 2 == 0:
+                n_held = cycle // 2 + 1
+                assert settle(lambda: len([e for e in net.trace.of_kind("entanglement_held")
+                                           if e.node == "b"]) == n_held)
+                cb.disconnect()
+            ca.disconnect()  # mid-run: never stops its app
+            assert settle(lambda: not qa.procs and not qb.procs and qa.qmmu.used() == 0
+                          and qb.qmmu.used() == 0 and not net.board.open_sockets()
+                          and not net.board.pending()), f"leak after cycle {cycle}"
+        assert not net.errors()
+    held = [e for e in net.trace.of_kind("entanglement_held") if e.node == "b"]
+    assert len(held) == 15
+
+
+def test_cnpu_in_its_own_os_process(tmp_path):
+    """The sender's CNPU is a separate OS process; it reaches its QNPU and the
+    receiver's classical hub over TCP only."""
+    import subprocess
+    import sys
+
+    from qnodeos_hw.cnpu.network import SimulatedNetwork
+    from qnodeos_hw.cnpu.runtime import external_names, load_app_dir, run_programs
+
+    app = write_app(tmp_path / "app" if (tmp_path / "app").mkdir() is None else tmp_path, TELEPORT)
+    settings = NetworkSettings(seed=8, external_cnpus=frozenset({"sender"}), **FAST)
+    with SimulatedNetwork(["receiver", "sender"], IdealNetworkFactory(seed=8), settings) as net:
+        dfile = tmp_path / "directory.json"
+        dfile.write_text(net.directory.to_json())
+        proc = subprocess.Popen([sys.executable, "-m", "qnodeos_hw.cnpu.program", "--directory",
+                                 str(dfile), "--app-dir", app, "--role", "sender", "--inputs",
+                                 json.dumps({"phi": 0.7, "theta": 1.3})],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        with external_names(net.external_module(30)):
+            full = load_app_dir(app)
+            full.programs = {"receiver": full.programs["receiver"]}
+            out = run_programs(full, timeout_s=60)["receiver"]
+        stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    assert out.error is None, out.error
+    psi = np.array([math.cos(1.3 / 2), np.exp(0.7j) * math.sin(1.3 / 2)])
+    assert np.real(psi.conj() @ np.asarray(out.result["dm"]) @ psi) == pytest.approx(1.0, abs=1e-9)
+    assert json.loads(stdout.strip().splitlines()[-1]) == {}

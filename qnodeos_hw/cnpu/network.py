@@ -14,6 +14,7 @@ import importlib
 import json
 import os
 import random
+import socket
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -63,7 +64,8 @@ class Node:
     driver: Any
     qnpu: QNPU
     server: QNPUServer
-    hub: ClassicalHub
+    hub: ClassicalHub | None
+    classical: tuple[str, int] = ("", 0)
 
 
 @dataclass
@@ -76,6 +78,10 @@ class NetworkSettings:
     ports: dict[str, tuple[int, int]] = field(default_factory=dict)
     seed: int | None = None
     trace_instructions: bool = True
+    #: nodes whose CNPU runs in another OS process (no classical hub here; its port is
+    #: ``ports[node][1]`` or a free one picked now)
+    external_cnpus: frozenset[str] = frozenset()
+    idle_wall_scale: float = 0.0
 
 
 class SimulatedNetwork:
@@ -93,14 +99,19 @@ class SimulatedNetwork:
         for name in node_names:
             clock = VirtualClock()
             driver = factory(name, clock)
-            qnpu = QNPU(name, driver, ids, self.board, QNPUConfig(bin_ns=settings.bin_ns),
+            qnpu = QNPU(name, driver, ids, self.board,
+                        QNPUConfig(bin_ns=settings.bin_ns, idle_wall_scale=settings.idle_wall_scale),
                         self.trace, np.random.default_rng(rng.integers(2**63)))
             qport, cport = settings.ports.get(name, (0, 0))
             server = QNPUServer(qnpu, settings.host, qport)
-            hub = ClassicalHub(settings.host, cport)
-            self.nodes[name] = Node(name, ids[name], clock, driver, qnpu, server, hub)
+            if name in settings.external_cnpus:
+                hub, classical = None, (settings.host, cport or _free_port(settings.host))
+            else:
+                hub = ClassicalHub(settings.host, cport)
+                classical = hub.address
+            self.nodes[name] = Node(name, ids[name], clock, driver, qnpu, server, hub, classical)
         self.directory = NetworkDirectory(
-            {n.name: NodeEntry(n.name, n.node_id, n.server.address, n.hub.address, flavour)
+            {n.name: NodeEntry(n.name, n.node_id, n.server.address, n.classical, flavour)
              for n in self.nodes.values()}, dict(roles or {}))
 
     def start(self) -> "SimulatedNetwork":
@@ -112,7 +123,8 @@ class SimulatedNetwork:
     def close(self) -> None:
         for n in self.nodes.values():
             n.server.close()
-            n.hub.close()
+            if n.hub is not None:
+                n.hub.close()
             n.qnpu.stop()
 
     def __enter__(self) -> "SimulatedNetwork":
@@ -122,8 +134,8 @@ class SimulatedNetwork:
         self.close()
 
     def external_module(self, timeout_s: float = 120.0):
-        return make_external_module(self.directory, {n.name: n.hub for n in self.nodes.values()},
-                                    timeout_s)
+        return make_external_module(self.directory, {n.name: n.hub for n in self.nodes.values()
+                                                     if n.hub is not None}, timeout_s)
 
     def errors(self) -> list[str]:
         return [f"{n.name}: {e}" for n in self.nodes.values() for e in n.qnpu.errors]
@@ -174,6 +186,12 @@ def run_app_dir(app_dir: str, factory: QDriverFactory | None = None,
         else:
             os.environ[SIMULATOR_ENV] = old_sim
     return RunResult(outcomes, net.trace, net)
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
 
 
 def _factory_from_station(path: str | None, seed: int | None) -> tuple[QDriverFactory, dict]:

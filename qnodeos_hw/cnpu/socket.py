@@ -15,6 +15,7 @@ import pickle
 import queue
 import socket
 import threading
+import time
 from typing import Optional
 
 from netqasm.sdk.classical_communication.broadcast_channel import BroadcastChannelBySockets
@@ -92,11 +93,16 @@ class ClassicalSocket(Socket):
         self._timeout = timeout if timeout is not None else default_timeout
         self._inbox = hub.inbox(app_name, remote_app_name, socket_id)
         remote = directory.node_of_role(remote_app_name)
-        try:
-            self._out = socket.create_connection(remote.classical, timeout=self._timeout)
-        except OSError as exc:
-            raise ConnectionError(f"socket {app_name}->{remote_app_name}: cannot reach node "
-                                  f"'{remote.name}' at {remote.classical}: {exc}") from exc
+        deadline = time.monotonic() + self._timeout
+        while True:  # the remote CNPU may still be starting (netqasm sockets wait too)
+            try:
+                self._out = socket.create_connection(remote.classical, timeout=self._timeout)
+                break
+            except OSError as exc:
+                if time.monotonic() >= deadline:
+                    raise ConnectionError(f"socket {app_name}->{remote_app_name}: cannot reach "
+                                          f"node '{remote.name}' at {remote.classical}: {exc}") from exc
+                time.sleep(0.02)
         self._out.settimeout(None)
         self._out.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         send_frame(self._out, json.dumps({"from": app_name, "to": remote_app_name,
