@@ -79,3 +79,28 @@ def test_cli_rejects_unknown_station_keys(tmp_path):
     station.write_text("num_qbits: 4\n")
     with pytest.raises(KeyError, match="num_qbits"):
         cli_main(["run", os.path.join(APPS, "teleport"), "--station", str(station)])
+
+
+def test_nv_stack_plugs_in_through_the_node_factory(tmp_path):
+    """The simulated NV station (physics -> instruments -> NVQDriver) under the QNPUs."""
+    from qnodeos_hw.cnpu.network import NVNetworkFactory
+    app = tmp_path
+    (app / "app_alice.py").write_text(
+        "from netqasm.sdk import EPRSocket\n"
+        "from netqasm.sdk.external import NetQASMConnection\n"
+        "def main(app_config=None):\n"
+        "    epr = EPRSocket('bob')\n"
+        "    out = []\n"
+        "    with NetQASMConnection(app_config.app_name, epr_sockets=[epr]) as conn:\n"
+        "        for _ in range(2):\n"
+        "            out.append(epr.create_keep()[0].measure())\n"
+        "            conn.flush()\n"
+        "    return {'m': [int(x) for x in out]}\n")
+    (app / "app_bob.py").write_text(
+        (app / "app_alice.py").read_text().replace("'bob'", "'alice'").replace("create_keep", "recv_keep"))
+    res = run_app_dir(str(app), NVNetworkFactory(seed=3, num_qubits=1),
+                      NetworkSettings(bin_ns=10_000_000, seed=3, trace_instructions=False), timeout_s=60)
+    assert res.ok, {r: o.error for r, o in res.outcomes.items() if o.error}
+    assert all(len(res.results[r]["m"]) == 2 for r in ("alice", "bob"))
+    heralds = [e for e in res.trace.of_kind("entanglement_heralded") if e.node == "alice"]
+    assert len(heralds) == 2 and all(e.t_ns > 0 for e in heralds)

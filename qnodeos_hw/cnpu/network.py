@@ -35,6 +35,24 @@ from .runtime import ProgramOutcome, external_names, load_app_dir, make_external
 from .socket import ClassicalHub
 
 QDriverFactory = Callable[[str, VirtualClock], Any]
+
+
+class NVNetworkFactory:
+    """NV nodes on simulated stations (physics -> simulated instruments -> QCoDeS drivers ->
+    NVQDriver), all sharing one heralding station: :func:`qnodeos_hw.nodes.simulated_nv_network`.
+    At most two nodes (one heralding station)."""
+
+    flavour_name = "nv"
+
+    def __init__(self, seed: int = 0, num_qubits: int = 2, noise_file: str | None = None,
+                 calibration_file: str | None = None) -> None:
+        self.kwargs = dict(seed=seed, num_qubits=num_qubits, noise_file=noise_file,
+                           calibration_file=calibration_file)
+
+    def make_nodes(self, names: list[str]) -> dict[str, Any]:
+        """name -> object with ``qdriver``, ``clock`` and ``close()``."""
+        from ..nodes import simulated_nv_network
+        return simulated_nv_network(tuple(names), **self.kwargs)
 _FLAVOURS = {"vanilla": VanillaFlavour, "nv": NVFlavour, "trapped_ion": TrappedIonFlavour}
 
 
@@ -96,12 +114,17 @@ class SimulatedNetwork:
         flavour = getattr(factory, "flavour_name", "vanilla")
         ids = {name: i for i, name in enumerate(node_names)}
         rng = np.random.default_rng(settings.seed)
+        built = factory.make_nodes(list(node_names)) if hasattr(factory, "make_nodes") else {}
+        self._built = built
         for name in node_names:
-            clock = VirtualClock()
-            driver = factory(name, clock)
+            if built:
+                clock, driver = built[name].clock, built[name].qdriver
+            else:
+                clock = VirtualClock()
+                driver = factory(name, clock)
             qnpu = QNPU(name, driver, ids, self.board,
                         QNPUConfig(bin_ns=settings.bin_ns, idle_wall_scale=settings.idle_wall_scale),
-                        self.trace, np.random.default_rng(rng.integers(2**63)))
+                        self.trace, np.random.default_rng(rng.integers(2**63)), clock=clock)
             qport, cport = settings.ports.get(name, (0, 0))
             server = QNPUServer(qnpu, settings.host, qport)
             if name in settings.external_cnpus:
@@ -126,6 +149,8 @@ class SimulatedNetwork:
             if n.hub is not None:
                 n.hub.close()
             n.qnpu.stop()
+        for b in self._built.values():
+            b.close()
 
     def __enter__(self) -> "SimulatedNetwork":
         return self.start()

@@ -130,7 +130,8 @@ def _array(arrs: dict, addr: int | None, what: str) -> list:
 
 
 class QNPU:
-    """One node's QNPU. ``node_ids``: node name -> netqasm node id of every node.
+    """One node's QNPU. ``node_ids``: node name -> netqasm node id of every node;
+    ``clock``: the node clock (the one the QDriver's device runs on).
 
     Start with :meth:`start` (a daemon thread) or drive with :meth:`run_forever`.
     Connections come from :meth:`connect` (the TCP server calls it per client).
@@ -138,8 +139,11 @@ class QNPU:
 
     def __init__(self, name: str, driver: Any, node_ids: dict[str, int],
                  board: RequestBoard | None = None, config: QNPUConfig = QNPUConfig(),
-                 trace: Trace | None = None, rng: np.random.Generator | None = None) -> None:
+                 trace: Trace | None = None, rng: np.random.Generator | None = None,
+                 clock: Any = None) -> None:
         self.name, self.driver, self.config = name, driver, config
+        #: the node clock the QNPU advances to time-bin starts (default: ``driver.clock``)
+        self.clock = clock if clock is not None else getattr(driver, "clock", None)
         self.node_ids = dict(node_ids)
         self.trace = trace if trace is not None else Trace()
         self.board = board if board is not None else RequestBoard()
@@ -218,10 +222,11 @@ class QNPU:
             raise
 
     def _advance_to(self, t: int) -> None:
-        clock = getattr(self.driver, "clock", None)
-        if clock is None:
-            raise QNPUError(f"{type(self.driver).__name__} exposes no clock to advance to the next time bin")
-        clock.advance_to(t)
+        if self.clock is None:
+            raise QNPUError(f"QNPU '{self.name}' was given no clock to advance to the next time "
+                            f"bin ({type(self.driver).__name__} exposes none)")
+        if t > self.clock.now_ns():
+            self.clock.advance_to(t)
 
     def _drain(self, block: bool) -> None:
         try:
