@@ -385,3 +385,23 @@ def test_cnpu_in_its_own_os_process(tmp_path):
     psi = np.array([math.cos(1.3 / 2), np.exp(0.7j) * math.sin(1.3 / 2)])
     assert np.real(psi.conj() @ np.asarray(out.result["dm"]) @ psi) == pytest.approx(1.0, abs=1e-9)
     assert json.loads(stdout.strip().splitlines()[-1]) == {}
+
+
+def test_tdma_links_serialise_entanglement_on_a_shared_node():
+    """chsh: the repeater entangles with alice, then bob; with a two-link TDMA schedule
+    each herald falls in a bin that belongs to its link."""
+    import os
+
+    import netqasm
+    bin_ns = 100_000
+    links = (frozenset({"alice", "repeater"}), frozenset({"bob", "repeater"}))
+    path = os.path.join(os.path.dirname(netqasm.__file__), "examples", "apps", "chsh")
+    res = run_app_dir(path, IdealNetworkFactory(seed=2),
+                      NetworkSettings(seed=2, bin_ns=bin_ns, links=links))
+    assert res.ok, {r: o.error for r, o in res.outcomes.items()}
+    heralds = [e for e in res.trace.of_kind("entanglement_heralded") if e.node == "repeater"]
+    assert {e.data["peer"] for e in heralds} == {"alice", "bob"}
+    attempt = 10_000
+    for e in heralds:
+        b = (e.t_ns - attempt) // bin_ns
+        assert links[b % 2] == frozenset({"repeater", e.data["peer"]})

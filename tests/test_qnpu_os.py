@@ -151,3 +151,14 @@ def test_disconnect_mid_run_frees_everything_100_cycles(node):
     assert len(q._conns) == 0
     removed = [e for e in q.trace.events if e.kind == "process_removed"]
     assert len(removed) == 100 and all(e.data["reason"] == "disconnected" for e in removed)
+
+
+def test_tdma_schedule_assigns_bins_to_links():
+    from qnodeos_hw.qnpu import TDMASchedule
+    s = TDMASchedule(1_000, (frozenset({"a", "b"}), frozenset({"b", "c"})))
+    assert s.bin_of(2_999) == 2 and s.bin_of(3_000) == 3
+    assert s.link_active(0, "a", "b") and not s.link_active(0, "b", "c")
+    assert s.link_active(1, "c", "b") and s.link_active(2, "b", "a")
+    assert TDMASchedule(1_000).link_active(7, "x", "y")
+    with pytest.raises(ValueError, match="time bin"):
+        TDMASchedule(0)

@@ -100,6 +100,9 @@ class NetworkSettings:
     #: ``ports[node][1]`` or a free one picked now)
     external_cnpus: frozenset[str] = frozenset()
     idle_wall_scale: float = 0.0
+    #: TDMA order of links, e.g. ``(frozenset({"a", "b"}), frozenset({"b", "c"}))``;
+    #: empty: every bin serves every link
+    links: tuple[frozenset, ...] = ()
 
 
 class SimulatedNetwork:
@@ -123,7 +126,8 @@ class SimulatedNetwork:
                 clock = VirtualClock()
                 driver = factory(name, clock)
             qnpu = QNPU(name, driver, ids, self.board,
-                        QNPUConfig(bin_ns=settings.bin_ns, idle_wall_scale=settings.idle_wall_scale),
+                        QNPUConfig(bin_ns=settings.bin_ns, links=settings.links,
+                                   idle_wall_scale=settings.idle_wall_scale),
                         self.trace, np.random.default_rng(rng.integers(2**63)), clock=clock)
             qport, cport = settings.ports.get(name, (0, 0))
             server = QNPUServer(qnpu, settings.host, qport)

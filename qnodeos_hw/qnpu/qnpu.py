@@ -419,7 +419,13 @@ class QNPU:
         self._set_state(proc, ProcessState.RUNNING)
         if proc is self.netproc:
             self._last_bin = self.schedule.bin_of(self.driver.now_ns())
-            woken = self.net.run()
+            try:
+                woken = self.net.run()
+            except Exception as exc:  # a link or device fault must not stop the node
+                woken = []
+                msg = f"{type(exc).__name__}: {exc}"
+                self.errors.append(f"network process: {msg}")
+                self._record("error", NETWORK_PID, error=type(exc).__name__, message=msg)
             self._set_state(proc, ProcessState.IDLE)
             self._wake(woken)
             return
