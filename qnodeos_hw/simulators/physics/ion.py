@@ -36,12 +36,14 @@ class IonNode(NodeBase):
                  registry: QuantumRegistry, num_qubits: int = 1, t0_ns: int = 0) -> None:
         super().__init__(name, registry, rng, num_qubits, t0_ns)
         self.model = model
+        self._age_matters = model.t2star_exponent != 1.0
         self._cache: dict[tuple[float, int], tuple] = {}
 
-    def _decay_params(self, qubit: int, dt_s: float) -> tuple[float, float, float, float]:
+    def _decay_params(self, qubit: int, dt_s: float, age_s: float
+                      ) -> tuple[float, float, float, float]:
         m = self.model
         return memory_decay(dt_s, m.t1_s, m.t1_equilibrium_z, m.t2star_s, m.t2star_exponent,
-                            m.laser_detuning_hz)
+                            m.laser_detuning_hz, age_s)
 
     @staticmethod
     def _duration(name: str, duration_ns: int) -> int:
@@ -67,20 +69,20 @@ class IonNode(NodeBase):
     def pulse(self, qubit: int, phase_rad: float, duration_ns: int, t_ns: int) -> None:
         """Qubit-laser pulse starting at ``t_ns`` (applied at its start)."""
         u, rot = self._pulse(phase_rad, self._duration("pulse", duration_ns))
-        k = self.advance(qubit, t_ns)
+        k = self.advance(qubit, t_ns, restart=True)
         self.registry.apply_unitary_1q(k, u, rot)
 
     def cool(self, qubit: int, duration_ns: int, t_ns: int) -> None:
         """Doppler cooling (+ repump) from ``t_ns``: dephases the qubit."""
         self._duration("cool", duration_ns)
-        k = self.advance(qubit, t_ns)
+        k = self.advance(qubit, t_ns, restart=True)
         if duration_ns > 0:
             self.registry.decohere(k, 0.0, 1.0, 0.0)
 
     def pump(self, qubit: int, duration_ns: int, t_ns: int) -> None:
         """Optical pumping towards |0> for ``duration_ns`` from ``t_ns``."""
         self._duration("pump", duration_ns)
-        k = self.advance(qubit, t_ns)
+        k = self.advance(qubit, t_ns, restart=True)
         m = self.model
         r = math.exp(-duration_ns / m.pump_time_constant_ns)
         self.registry.decohere(k, 0.0, r, (1.0 - r) * (1.0 - 2.0 * m.pump_error))
@@ -89,7 +91,7 @@ class IonNode(NodeBase):
         """Fluorescence detection from ``t_ns``: projective measurement, then PMT counts
         ~ Poisson(rate * window) for the bright or dark rate."""
         self._duration("detect", window_ns)
-        k = self.advance(qubit, t_ns)
+        k = self.advance(qubit, t_ns, restart=True)
         m = self.model
         state = self.registry.measure(k, self.random.uniform())
         rate = m.pmt_bright_rate_hz if state == m.bright_state else m.pmt_dark_rate_hz

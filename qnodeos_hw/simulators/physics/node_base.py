@@ -35,7 +35,11 @@ class NodeBase:
         self.keys = [(name, q) for q in range(num_qubits)]
         self._t_last = [int(t0_ns)] * num_qubits
         self._dd = [False] * num_qubits  # DD protecting the qubit (NV nodes switch it)
-        self._decay_memo: dict[tuple[bool, int], tuple[float, float, float, float]] = {}
+        #: start of the current free-evolution segment (DD off, no pulse) per qubit (ns)
+        self._free_since = [int(t0_ns)] * num_qubits
+        #: whether the decay law depends on the age of the free segment (non-exponential T2*)
+        self._age_matters = False
+        self._decay_memo: dict[tuple, tuple[float, float, float, float]] = {}
         for key in self.keys:
             registry.add_qubit(key)
 
@@ -46,33 +50,41 @@ class NodeBase:
                                     f"no qubit address {qubit}")
         return self.keys[qubit]
 
-    def _decay_params(self, qubit: int, dt_s: float) -> tuple[float, float, float, float]:
-        """(a, b, c, phi) of the memory channel over ``dt_s`` seconds (subclasses); see
+    def _decay_params(self, qubit: int, dt_s: float, age_s: float
+                      ) -> tuple[float, float, float, float]:
+        """(a, b, c, phi) of the memory channel over the next ``dt_s`` seconds of a free
+        segment that is already ``age_s`` old (subclasses); see
         :meth:`QuantumRegistry.decohere`."""
         raise NotImplementedError
 
-    def advance(self, qubit: int, t_ns: int):
+    def advance(self, qubit: int, t_ns: int, restart: bool = False):
         """Apply ``qubit``'s memory decay up to ``t_ns``; returns the qubit's registry key.
+        ``restart``: an operation acts on the qubit at ``t_ns``, so a new free-evolution
+        segment begins there (the T2* law restarts; quasi-static noise is refocused).
 
-        The channel parameters are memoised per (DD mode, interval) since instruction
-        streams repeat the same intervals."""
+        The channel parameters are memoised per (DD mode, interval, segment age) since
+        instruction streams repeat the same intervals."""
         if not 0 <= qubit < self.num_qubits:
             self._key(qubit)  # raises QubitAddressError
         key = self.keys[qubit]
         last = self._t_last[qubit]
-        if t_ns == last:
-            return key
-        if t_ns < last:
-            raise PhysicsTimeError(f"node '{self.name}' qubit {qubit}: operation at {t_ns} ns is "
-                                   f"before the qubit's last update at {last} ns")
-        memo_key = (self._dd[qubit], t_ns - last)
-        params = self._decay_memo.get(memo_key)
-        if params is None:
-            if len(self._decay_memo) >= _MAX_MEMO:
-                self._decay_memo.clear()
-            params = self._decay_memo[memo_key] = self._decay_params(qubit, (t_ns - last) * 1e-9)
-        self.registry.decohere(key, *params)
-        self._t_last[qubit] = t_ns
+        if t_ns != last:
+            if t_ns < last:
+                raise PhysicsTimeError(f"node '{self.name}' qubit {qubit}: operation at {t_ns} "
+                                       f"ns is before the qubit's last update at {last} ns")
+            dd = self._dd[qubit]
+            age = last - self._free_since[qubit] if (self._age_matters and not dd) else 0
+            memo_key = (dd, t_ns - last, age)
+            params = self._decay_memo.get(memo_key)
+            if params is None:
+                if len(self._decay_memo) >= _MAX_MEMO:
+                    self._decay_memo.clear()
+                params = self._decay_memo[memo_key] = self._decay_params(
+                    qubit, (t_ns - last) * 1e-9, age * 1e-9)
+            self.registry.decohere(key, *params)
+            self._t_last[qubit] = t_ns
+        if restart:
+            self._free_since[qubit] = t_ns
         return key
 
     def _touch(self, qubit: int, t_ns: int):
@@ -86,6 +98,7 @@ class NodeBase:
             raise PhysicsTimeError(f"node '{self.name}' qubit {qubit}: operation at {t_ns} ns is "
                                    f"before the qubit's last update at {last} ns")
         self._t_last[qubit] = t_ns
+        self._free_since[qubit] = t_ns
         return self.keys[qubit]
 
     def last_update_ns(self, qubit: int) -> int:
@@ -107,12 +120,15 @@ class NodeBase:
 
 
 def memory_decay(dt_s: float, t1_s: float, z_eq: float, t2_s: float, t2_exp: float,
-                 detuning_hz: float = 0.0) -> tuple[float, float, float, float]:
-    """Free evolution in the drive's rotating frame: precession at the detuning, generalised
-    amplitude damping (T1 towards ``z_eq``) and pure dephasing ``exp(-(t/T2)^n)``: returns
-    (a, b, c, phi) for ``x,y -> a R_z(phi)(x,y); z -> b z + c``."""
+                 detuning_hz: float = 0.0, age_s: float = 0.0) -> tuple[float, float, float, float]:
+    """Free evolution in the drive's rotating frame over ``dt_s`` of a free segment already
+    ``age_s`` old: precession at the detuning, generalised amplitude damping (T1 towards
+    ``z_eq``) and pure dephasing with coherence ``exp(-(tau/T2)^n)`` over the segment's
+    age ``tau`` (so the factor applied is the ratio between the ages; n = 2 is the Gaussian
+    decay of a quasi-static bath, n = 1 Markovian). Returns (a, b, c, phi) for
+    ``x,y -> a R_z(phi)(x,y); z -> b z + c``."""
     e1 = math.exp(-dt_s / t1_s)
-    a = math.sqrt(e1) * math.exp(-((dt_s / t2_s) ** t2_exp))
+    a = math.sqrt(e1) * math.exp(((age_s / t2_s) ** t2_exp) - (((age_s + dt_s) / t2_s) ** t2_exp))
     return a, e1, z_eq * (1.0 - e1), 2 * math.pi * detuning_hz * dt_s
 
 

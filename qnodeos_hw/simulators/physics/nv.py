@@ -43,6 +43,7 @@ class NVNode(NodeBase):
                  station: "HeraldingStation | None" = None, t0_ns: int = 0) -> None:
         super().__init__(name, registry, rng, num_qubits, t0_ns)
         self.model = model
+        self._age_matters = model.t2star_exponent != 1.0
         self._detuning_hz = float(model.detuning_hz)
         self._cache: dict[Hashable, tuple] = {}
         self.cache_misses = 0
@@ -51,13 +52,14 @@ class NVNode(NodeBase):
             station.attach(self)
 
     # ------------------------------------------------------------------ decay
-    def _decay_params(self, qubit: int, dt_s: float) -> tuple[float, float, float, float]:
+    def _decay_params(self, qubit: int, dt_s: float, age_s: float
+                      ) -> tuple[float, float, float, float]:
         m = self.model
         if self._dd[qubit]:  # DD refocuses the detuning; what remains is depolarising
             p = math.exp(-((dt_s / m.t_coh_s) ** m.t_coh_exponent))
             return p, p, 0.0, 0.0
         return memory_decay(dt_s, m.t1_s, m.t1_equilibrium_z, m.t2star_s, m.t2star_exponent,
-                            self._detuning_hz)
+                            self._detuning_hz, age_s)
 
     # ------------------------------------------------------------- microwaves
     @property
@@ -100,7 +102,7 @@ class NVNode(NodeBase):
                 sample_rate_hz: float, t_ns: int) -> None:
         """Apply the waveform's unitary to ``qubit`` at ``t_ns`` (pulse start)."""
         entry = self._lookup(key, wave_i, wave_q, sample_rate_hz)
-        k = self.advance(qubit, t_ns)
+        k = self.advance(qubit, t_ns, restart=True)
         self.registry.apply_unitary_1q(k, entry[0], entry[1])
 
     def apply_gate(self, qubits: Sequence[int], unitary: np.ndarray, t_ns: int) -> None:
@@ -112,12 +114,12 @@ class NVNode(NodeBase):
                                 f"{2**len(qubits)}x{2**len(qubits)}, got {u.shape}")
         keys = [self._key(q) for q in qubits]
         for q in qubits:
-            self.advance(q, t_ns)
+            self.advance(q, t_ns, restart=True)
         self.registry.apply_unitary(keys, u)
 
     def set_dd(self, qubit: int, on: bool, t_ns: int) -> None:
         """DD starts/stops at ``t_ns``: the decay so far uses the old mode."""
-        self.advance(qubit, t_ns)
+        self.advance(qubit, t_ns, restart=self._dd[qubit] != bool(on))
         self._dd[qubit] = bool(on)
 
     def dd_on(self, qubit: int) -> bool:
@@ -147,7 +149,7 @@ class NVNode(NodeBase):
     def readout(self, qubit: int, t_ns: int) -> int:
         """Single-shot readout: projective on the true outcome, reported bit flipped
         with probability 1-F0 (true 0) or 1-F1 (true 1). DD off afterwards."""
-        k = self.advance(qubit, t_ns)
+        k = self.advance(qubit, t_ns, restart=True)
         self._dd[qubit] = False
         true = self.registry.measure(k, self.random.uniform())
         u = self.random.uniform()
@@ -180,4 +182,5 @@ class NVNode(NodeBase):
     def _finish_attempt(self, qubit: int, t_ns: int) -> int:
         t_end = t_ns + self.station.model.attempt_duration_ns
         self._t_last[qubit] = t_end
+        self._free_since[qubit] = t_end
         return t_end
