@@ -162,3 +162,42 @@ def test_tdma_schedule_assigns_bins_to_links():
     assert TDMASchedule(1_000).link_active(7, "x", "y")
     with pytest.raises(ValueError, match="time bin"):
         TDMASchedule(0)
+
+
+def test_idle_wall_time_can_show_up_in_virtual_time():
+    from qnodeos_hw.qnpu import QNPUConfig
+    clock = VirtualClock()
+    q = QNPU("n", IdealQDriver("n", 1, clock), {"n": 0}, config=QNPUConfig(idle_wall_scale=10.0),
+             clock=clock).start()
+    srv = QNPUServer(q).start()
+    try:
+        c = Client(srv.address)
+        c.send(InitNewAppMessage(app_id=0, max_qubits=1))
+        c.recv()
+        t0 = clock.now_ns()
+        time.sleep(0.02)  # the program "thinks" for 20 ms of wall time
+        c.send(_sub("set R0 1\n", 0))
+        c.recv()
+        assert clock.now_ns() - t0 >= 10 * 20_000_000 * 0.9
+        c.close()
+    finally:
+        srv.close()
+        q.stop()
+    with pytest.raises(ValueError, match="idle_wall_scale"):
+        QNPUConfig(idle_wall_scale=-1)
+
+
+def test_a_crashed_qnpu_cuts_its_programs_off(node):
+    q, srv = node
+    c = Client(srv.address)
+    c.send(InitNewAppMessage(app_id=0, max_qubits=1))
+    c.recv()
+
+    def boom(*a):
+        raise RuntimeError("injected fault")
+
+    q._on_message = boom  # the next message crashes the QNPU loop
+    c.send(_sub("set R0 1\n", 0))
+    c.s.settimeout(5)
+    assert recv_frame(c.s) is None  # connection closed, not left hanging
+    assert q.errors and "injected fault" in q.errors[0]

@@ -9,7 +9,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 from netqasm.backend.messages import (ErrorMessage, MsgDoneMessage, ReturnArrayMessage,
-                                      ReturnMessageType, ReturnRegMessage, deserialize_return_msg)
+                                      ReturnRegMessage, deserialize_return_msg)
 from netqasm.lang.operand import Register
 from netqasm.sdk.connection import BaseNetQASMConnection
 from netqasm.sdk.shared_memory import SharedMemory
@@ -131,7 +131,6 @@ class QNPUConnection(BaseNetQASMConnection):
 
     # -- receiving ------------------------------------------------------------------------
     def _read_loop(self) -> None:
-        done_count = 0
         try:
             while True:
                 frame = recv_frame(self._sock)
@@ -159,7 +158,6 @@ class QNPUConnection(BaseNetQASMConnection):
                         self._cv.notify_all()
                     if cb is not None:
                         cb()
-                    done_count += 1
                 elif isinstance(msg, ErrorMessage):
                     d = self._detail or {}
                     self._detail = None
@@ -196,5 +194,3 @@ class QNPUConnection(BaseNetQASMConnection):
             raise SubroutineFailedError(rep["error"], rep["message"], -1)
         return np.array(rep["re"]) + 1j * np.array(rep["im"])
 
-
-_ = ReturnMessageType  # re-exported names used by readers of this module

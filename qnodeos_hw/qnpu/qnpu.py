@@ -23,6 +23,7 @@ import queue
 import sys
 import threading
 import time
+import traceback
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -66,10 +67,11 @@ class QNPUConfig:
 
 
 class _Conn:
-    __slots__ = ("cid", "send", "n_msgs", "pids")
+    __slots__ = ("cid", "send", "close", "n_msgs", "pids")
 
-    def __init__(self, cid: int, send: Callable[[bytes], None]) -> None:
-        self.cid, self.send, self.n_msgs, self.pids = cid, send, 0, []
+    def __init__(self, cid: int, send: Callable[[bytes], None],
+                 close: Callable[[], None] | None) -> None:
+        self.cid, self.send, self.close, self.n_msgs, self.pids = cid, send, close, 0, []
 
 
 class _RunContext:
@@ -161,6 +163,7 @@ class QNPU:
         self._inbox: queue.Queue = queue.Queue()
         self._next_pid = 1
         self._next_cid = 1
+        self._cid_lock = threading.Lock()
         self._last_bin = -1
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
@@ -168,11 +171,13 @@ class QNPU:
         self.board.subscribe(name, lambda: self._inbox.put(("board",)))
 
     # -- outside API (thread-safe) ------------------------------------------------------
-    def connect(self, send: Callable[[bytes], None]) -> int:
-        """Register a program connection; ``send(frame)`` delivers our replies."""
-        cid = self._next_cid
-        self._next_cid += 1
-        self._inbox.put(("open", cid, send))
+    def connect(self, send: Callable[[bytes], None], close: Callable[[], None] | None = None) -> int:
+        """Register a program connection; ``send(frame)`` delivers our replies, ``close()``
+        (optional) drops the connection if the QNPU itself fails."""
+        with self._cid_lock:
+            cid = self._next_cid
+            self._next_cid += 1
+        self._inbox.put(("open", cid, send, close))
         return cid
 
     def deliver(self, cid: int, raw: bytes) -> None:
@@ -216,10 +221,13 @@ class QNPU:
                         self._advance_to(nxt)
                     continue
                 self._drain(block=True)
-        except Exception as exc:  # pragma: no cover - reported, never silent
+        except Exception as exc:  # reported, never silent; programs are cut off at once
             self.errors.append(f"{type(exc).__name__}: {exc}")
             self._record("qnpu_crashed", None, error=f"{type(exc).__name__}: {exc}")
-            raise
+            for conn in self._conns.values():
+                if conn.close is not None:
+                    conn.close()
+            traceback.print_exc(file=sys.stderr)
 
     def _advance_to(self, t: int) -> None:
         if self.clock is None:
@@ -251,7 +259,7 @@ class QNPU:
         if kind == "msg":
             self._on_message(item[1], item[2])
         elif kind == "open":
-            self._conns[item[1]] = _Conn(item[1], item[2])
+            self._conns[item[1]] = _Conn(item[1], item[2], item[3])
             self._record("connection_opened", None, conn=item[1])
         elif kind == "close":
             conn = self._conns.pop(item[1], None)

@@ -41,7 +41,13 @@ class QNPUServer:
 
     def _serve(self, client: socket.socket) -> None:
         lock = threading.Lock()
-        cid = self.qnpu.connect(lambda payload: send_frame(client, payload, lock))
+        def drop() -> None:
+            try:
+                client.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+        cid = self.qnpu.connect(lambda payload: send_frame(client, payload, lock), drop)
         try:
             while True:
                 frame = recv_frame(client)
