@@ -95,7 +95,7 @@ def simulated_ion_node(name: str = "ion", seed: int = 0,
 
     models = load_noise_models(noise_file)
     physics = IonNode(name, models.ion_for(name), np.random.default_rng(seed), QuantumRegistry())
-    bridge = IonFPGABridge(f"{name}_bridge", f"sim://{name}",
+    bridge = IonFPGABridge(f"{name}_bridge", "sim://ion",
                            protocol_handler_packages=["qnodeos_hw.simulators.serial_sim"])
     try:
         bridge.port.attach(physics)

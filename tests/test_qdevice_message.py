@@ -29,6 +29,7 @@ VALID_INSTRUCTIONS = [
     InstructionMessage(Opcode.MEASURE, 1),
     InstructionMessage(Opcode.ENT_KEEP, 0),
     InstructionMessage(Opcode.ENT_MEASURE, 0, 0, 1),
+    InstructionMessage(Opcode.ENT_KEEP, 1, 2000),           # attempt window of 2000
     InstructionMessage(Opcode.PLAY, 0, 169),
     InstructionMessage(Opcode.PLAY, 1, 0xFFFF),
 ]
@@ -143,6 +144,7 @@ def test_rotation_roundtrip_through_physical_instruction(d, n, seq, axis):
 
 @pytest.mark.parametrize("instr", [
     NoOp(), Init(2), Measure(0), Entangle(0, EntangleMode.KEEP), Entangle(1, EntangleMode.MEASURE),
+    Entangle(0, EntangleMode.KEEP, 2000), Entangle(0, EntangleMode.MEASURE, 65535),
     TwoQubitGate(0, 1, TwoQubitGateKind.CNOT), TwoQubitGate(2, 0, TwoQubitGateKind.CROT_X),
     Rotation(0, Axis.X, math.pi), Rotation(0, Axis.Y, -math.pi / 2),
 ], ids=repr)
@@ -174,6 +176,15 @@ def test_angle_code_rejects_unplayable_angle():
 ], ids=repr)
 def test_response_roundtrip(resp):
     assert response_of(decode(encode(response_message(resp, 3, 1)))) == resp
+
+
+def test_entangle_attempt_budget_is_bounded():
+    with pytest.raises(ValueError):
+        Entangle(0, EntangleMode.KEEP, 0)
+    with pytest.raises(ValueError):
+        Entangle(0, EntangleMode.KEEP, 1 << 16)
+    one = decode(encode(InstructionMessage(Opcode.ENT_KEEP, 0, 1)))
+    assert physical_instruction(one) == Entangle(0, EntangleMode.KEEP, 1)
 
 
 def test_response_record_validates():

@@ -124,10 +124,16 @@ class Measure:
 
 @dataclass(frozen=True, slots=True)
 class Entangle:
-    """One heralded entanglement attempt with the neighbour node on ``qubit``."""
+    """Heralded entanglement with the neighbour node on ``qubit``: up to ``attempts``
+    attempts back to back (one attempt window), stopping at the first herald."""
 
     qubit: int
     mode: EntangleMode = EntangleMode.KEEP
+    attempts: int = 1
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.attempts <= 0xFFFF:
+            raise ValueError(f"attempt budget must be 1..65535, got {self.attempts!r}")
 
     @property
     def kind(self) -> InstrKind:

@@ -19,6 +19,9 @@ Both directions use one 32-bit word, sent big-endian (byte 0 first on the SPI bu
                 and ``n < 2**(d+1)`` (angle in [0, 2pi))
   TWO_QUBIT     target qubit in bits 15..12, gate kind in bits 3..0, rest 0
   PLAY          platform code: NV waveform-table index / ion TTL-sequence index
+  ENT_KEEP/     attempt budget: the controller makes up to this many heralded
+  ENT_MEASURE   attempts back to back and answers on the first herald or when
+                the budget is spent (0 and 1 both mean one attempt)
   OUTCOME       the measurement bit (0 or 1)
   ENT_SUCCESS   Bell index in bits 1..0, bit 2 = outcome present, bit 3 = outcome
   others        0
@@ -88,8 +91,7 @@ ControllerMessage = Union[InstructionMessage, ResponseMessage]
 _OPCODES = tuple(Opcode)
 _RESPONSES = tuple(ResponseKind)
 _ROT = frozenset({Opcode.ROT_X, Opcode.ROT_Y, Opcode.ROT_Z})
-_ZERO_ARG_OPS = frozenset({Opcode.NOP, Opcode.INIT, Opcode.MEASURE, Opcode.ENT_KEEP,
-                           Opcode.ENT_MEASURE})
+_ZERO_ARG_OPS = frozenset({Opcode.NOP, Opcode.INIT, Opcode.MEASURE})
 _ZERO_ARG_RESP = frozenset({ResponseKind.SUCCESS, ResponseKind.FAILURE, ResponseKind.ENT_FAILURE})
 _N_GATE_KINDS = len(TwoQubitGateKind)
 
@@ -224,7 +226,7 @@ def instruction_message(instr: PhysicalInstruction, seq: int = 0) -> Instruction
         return InstructionMessage(Opcode.MEASURE, instr.qubit, 0, seq)
     if isinstance(instr, Entangle):
         op = Opcode.ENT_KEEP if instr.mode is EntangleMode.KEEP else Opcode.ENT_MEASURE
-        return InstructionMessage(op, instr.qubit, 0, seq)
+        return InstructionMessage(op, instr.qubit, instr.attempts if instr.attempts > 1 else 0, seq)
     if isinstance(instr, TwoQubitGate):
         return InstructionMessage(Opcode.TWO_QUBIT, instr.control,
                                   (instr.target << 12) | int(instr.gate), seq)
@@ -243,9 +245,9 @@ def physical_instruction(msg: InstructionMessage) -> PhysicalInstruction:
     if op is Opcode.MEASURE:
         return Measure(msg.qubit)
     if op is Opcode.ENT_KEEP:
-        return Entangle(msg.qubit, EntangleMode.KEEP)
+        return Entangle(msg.qubit, EntangleMode.KEEP, max(1, msg.argument))
     if op is Opcode.ENT_MEASURE:
-        return Entangle(msg.qubit, EntangleMode.MEASURE)
+        return Entangle(msg.qubit, EntangleMode.MEASURE, max(1, msg.argument))
     if op is Opcode.TWO_QUBIT:
         return TwoQubitGate(msg.qubit, msg.argument >> 12, TwoQubitGateKind(msg.argument & 0xF))
     if op is Opcode.NOP:

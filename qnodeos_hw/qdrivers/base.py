@@ -49,9 +49,10 @@ class QDriver(ABC):
         """
 
     @abstractmethod
-    def entangle(self, qubit: int, mode: EntangleMode, peer: str) -> Response:
-        """One heralded entanglement attempt with node ``peer`` on physical ``qubit``
-        (called by the network process). ENT_SUCCESS or ENT_FAILURE."""
+    def entangle(self, qubit: int, mode: EntangleMode, peer: str, attempts: int = 1) -> Response:
+        """Heralded entanglement with node ``peer`` on physical ``qubit``: up to
+        ``attempts`` attempts in one window (called by the network process).
+        ENT_SUCCESS or ENT_FAILURE."""
 
     @abstractmethod
     def now_ns(self) -> int:

@@ -93,6 +93,6 @@ class IonQDriver(LinkQDriver):
                     f"{self.spec.num_qubits}-qubit ion node")
         return tuple(out)
 
-    def entangle(self, qubit: int, mode: EntangleMode, peer: str) -> Response:
+    def entangle(self, qubit: int, mode: EntangleMode, peer: str, attempts: int = 1) -> Response:
         raise UnsupportedInstructionError(
             "the trapped-ion node has no photonic interface: entanglement is not supported")

@@ -127,9 +127,10 @@ class LinkQDriver(QDriver):
                     f"{response_of(msg).kind.name} to {word.to_bytes(4, 'big').hex()}")
         return outcome
 
-    def entangle(self, qubit: int, mode: EntangleMode, peer: str) -> Response:
-        """One heralded attempt: ENT_KEEP / ENT_MEASURE word, ENT_SUCCESS / ENT_FAILURE back."""
-        instr = Entangle(qubit, mode)
+    def entangle(self, qubit: int, mode: EntangleMode, peer: str, attempts: int = 1) -> Response:
+        """One attempt window: ENT_KEEP / ENT_MEASURE word with the attempt budget,
+        ENT_SUCCESS / ENT_FAILURE back."""
+        instr = Entangle(qubit, mode, attempts)
         self.spec.check(instr)
         word = int.from_bytes(encode(instruction_message(instr)), "big")
         resp = response_of(self._send(word, f"entangle with {peer}"))

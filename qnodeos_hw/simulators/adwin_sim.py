@@ -20,9 +20,10 @@ TickLink` enforces the tick rules):
 * ``INIT``: charge-resonance check (repeated up to ``Par_4`` times until the
   counts reach ``Par_1``), then spin pumping -> SUCCESS, or FAILURE;
 * ``MEASURE``: single-shot readout -> OUTCOME;
-* ``ENT_KEEP``/``ENT_MEASURE``: one heralded attempt (``Par_8`` ns, which must equal
-  the physics' attempt duration; ``ENT_MEASURE`` adds the readout window) ->
-  ENT_SUCCESS/ENT_FAILURE;
+* ``ENT_KEEP``/``ENT_MEASURE``: an attempt window of ``argument`` heralded attempts
+  (0 or 1: one attempt; each ``Par_8`` ns, which must equal the physics' attempt
+  duration), ending at the first herald; ``ENT_MEASURE`` adds the readout window
+  after a herald -> ENT_SUCCESS/ENT_FAILURE;
 * ``NOP`` -> SUCCESS. Other opcodes are refused (the NV QDriver maps gates to PLAY).
 
 Discrete-event: time moves only when the host acts. A poll of an empty response
@@ -208,12 +209,18 @@ class _ControllerProcess:
             elif op is Opcode.MEASURE:
                 resp = Response(ResponseKind.OUTCOME, int(be.readout(q, t_ns)))
                 duration = par[PAR_READOUT_NS]
-            else:  # ENT_KEEP / ENT_MEASURE
+            else:  # ENT_KEEP / ENT_MEASURE: an attempt window of argument attempts
                 measure = op is Opcode.ENT_MEASURE
-                heralded, bell, outcome = be.entangle(q, t_ns, measure)
+                budget = max(1, msg.argument)
+                if budget == 1:
+                    heralded, bell, outcome = be.entangle(q, t_ns, measure)
+                    used = 1
+                else:
+                    heralded, bell, outcome, used = be.entangle_window(q, t_ns, measure, budget)
                 resp = (Response(ResponseKind.ENT_SUCCESS, outcome if measure else None,
                                  int(bell)) if heralded else Response(ResponseKind.ENT_FAILURE))
-                duration = par[PAR_ENT_ATTEMPT_NS] + (par[PAR_READOUT_NS] if measure else 0)
+                duration = (used * par[PAR_ENT_ATTEMPT_NS]
+                            + (par[PAR_READOUT_NS] if measure and heralded else 0))
         key = (resp, q, msg.seq)
         raw = self._encoded.get(key)
         if raw is None:

@@ -43,6 +43,12 @@ class NVQubitBackend(Protocol):
         outcome bit if ``measure`` else None)."""
         ...
 
+    def entangle_window(self, qubit: int, t_ns: int, measure: bool, max_attempts: int
+                        ) -> tuple[bool, int, int | None, int]:
+        """Up to ``max_attempts`` attempts back to back, stopping at the first herald:
+        (heralded, bell_index, outcome or None, attempts used)."""
+        ...
+
 
 class IonQubitBackend(Protocol):
     """Physics of one trapped-ion node as driven by the TTL lines of the FPGA sequencer."""

@@ -24,6 +24,8 @@ Two ways to drive it:
 
 from __future__ import annotations
 
+import math
+
 import threading
 from typing import TYPE_CHECKING
 
@@ -116,24 +118,37 @@ class HeraldingStation:
         return next(n.name for n in self._nodes if n.name != name)
 
     # --------------------------------------------------------------- resolution
-    def _resolve(self, arrivals: dict[str, tuple[int, int]]) -> tuple[bool, int]:
+    def _resolve(self, arrivals: dict[str, tuple[int, int]], max_attempts: int = 1
+                 ) -> tuple[bool, int, int]:
+        """Resolve paired attempt windows: the first herald among ``max_attempts``
+        attempts (geometric, one random draw; for one attempt ``u < p_success``).
+        Returns (heralded, bell_index, attempts used)."""
         (na, (qa, ta)), (nb, (qb, tb)) = [(n.name, arrivals[n.name]) for n in self._nodes]
         skew = self.model.max_skew_ns
         if skew is not None and abs(ta - tb) > skew:
             raise HeraldingError(f"paired attempts of '{na}' at {ta} ns and '{nb}' at {tb} ns "
                                  f"differ by more than max_skew_ns={skew}")
-        self.attempts += 1
         ka, kb = (na, qa), (nb, qb)
-        if self.random.uniform() < self.model.p_success:
+        p = self.model.p_success
+        u = self.random.uniform()
+        if p >= 1.0:
+            first = 1
+        elif p <= 0.0:
+            first = max_attempts + 1
+        else:  # attempt number of the first herald, geometric; first == 1 iff u < p
+            first = 1 + int(math.floor(math.log1p(-u) / math.log1p(-p)))
+        if first <= max_attempts:
+            self.attempts += first
             idx = self.model.herald_bell_indices
             bell = idx[min(int(self.random.uniform() * len(idx)), len(idx) - 1)]
             self.registry.set_joint_state([ka, kb], self._states[bell])
             self.heralds += 1
-            return True, bell
+            return True, bell, first
+        self.attempts += max_attempts
         with self.registry.lock:
             self.registry.reset(ka, (0.0, 0.0, 0.0))
             self.registry.reset(kb, (0.0, 0.0, 0.0))
-        return False, 0
+        return False, 0, max_attempts
 
     # ------------------------------------------------------------ single thread
     def attempt_pair(self, node_a: "NVNode", qa: int, node_b: "NVNode", qb: int, t_ns: int,
@@ -147,15 +162,22 @@ class HeraldingStation:
                                  f"got '{node_a.name}' and '{node_b.name}'")
         node_a._prepare_attempt(qa, t_ns)
         node_b._prepare_attempt(qb, tb)
-        result = self._resolve({node_a.name: (qa, t_ns), node_b.name: (qb, tb)})
+        heralded, bell, _ = self._resolve({node_a.name: (qa, t_ns), node_b.name: (qb, tb)})
         node_a._finish_attempt(qa, t_ns)
         node_b._finish_attempt(qb, tb)
-        return result
+        return heralded, bell
 
     # ---------------------------------------------------------------- threaded
     def attempt(self, node: str, qubit: int, t_ns: int) -> tuple[bool, int]:
         """One attempt of ``node`` (called from that node's thread); blocks until the
         partner's attempt with the same number. Returns (heralded, bell_index) to both."""
+        return self.attempt_window(node, qubit, t_ns, 1)[:2]
+
+    def attempt_window(self, node: str, qubit: int, t_ns: int, max_attempts: int
+                       ) -> tuple[bool, int, int]:
+        """An attempt window of ``node`` (up to ``max_attempts`` attempts, the partner's
+        window of the same number pairs with it; the shorter budget counts). Returns
+        (heralded, bell_index, attempts used) to both."""
         partner = self.partner_of(node)
         timeout = self.model.partner_timeout_s
         with self._cond:
@@ -163,9 +185,10 @@ class HeraldingStation:
             self._next[node] = k + 1
             slot = self._slots.setdefault(k, {"arr": {}, "result": None, "error": None, "taken": 0})
             slot["arr"][node] = (qubit, t_ns)
+            slot.setdefault("budget", []).append(max_attempts)
             if len(slot["arr"]) == 2:
                 try:
-                    slot["result"] = self._resolve(slot["arr"])
+                    slot["result"] = self._resolve(slot["arr"], min(slot["budget"]))
                 except Exception as exc:  # reported to both sides
                     slot["error"] = exc
                 self._cond.notify_all()

@@ -166,11 +166,21 @@ class NVNode(NodeBase):
         if self.station is None:
             from .errors import HeraldingError
             raise HeraldingError(f"node '{self.name}' has no heralding station attached")
+        return self.entangle_window(qubit, t_ns, measure, 1)[:3]
+
+    def entangle_window(self, qubit: int, t_ns: int, measure: bool, max_attempts: int
+                        ) -> tuple[bool, int, int | None, int]:
+        """Up to ``max_attempts`` attempts back to back with the partner (one random draw
+        for the whole window); the qubit is ready ``used * attempt_duration_ns`` later.
+        Returns (heralded, bell_index, outcome or None, attempts used)."""
+        if self.station is None:
+            from .errors import HeraldingError
+            raise HeraldingError(f"node '{self.name}' has no heralding station attached")
         self._prepare_attempt(qubit, t_ns)
-        heralded, bell = self.station.attempt(self.name, qubit, t_ns)
-        t_end = self._finish_attempt(qubit, t_ns)
+        heralded, bell, used = self.station.attempt_window(self.name, qubit, t_ns, max_attempts)
+        t_end = self._finish_attempt(qubit, t_ns, used)
         outcome = self.readout(qubit, t_end) if (measure and heralded) else None
-        return heralded, bell, outcome
+        return heralded, bell, outcome, used
 
     def _prepare_attempt(self, qubit: int, t_ns: int) -> None:
         self._key(qubit)
@@ -179,8 +189,8 @@ class NVNode(NodeBase):
             self.advance(qubit, t_ns)  # raises PhysicsTimeError
         self._dd[qubit] = False
 
-    def _finish_attempt(self, qubit: int, t_ns: int) -> int:
-        t_end = t_ns + self.station.model.attempt_duration_ns
+    def _finish_attempt(self, qubit: int, t_ns: int, used: int = 1) -> int:
+        t_end = t_ns + used * self.station.model.attempt_duration_ns
         self._t_last[qubit] = t_end
         self._free_since[qubit] = t_end
         return t_end
