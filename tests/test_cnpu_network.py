@@ -230,7 +230,7 @@ def test_trace_exports_json_lines_with_virtual_time(tmp_path):
     assert {"subroutine_received", "process_state", "instr_sent", "instr_response",
             "entanglement_delivered"} <= kinds
     for node in ("sender", "receiver"):
-        ts = [x["t_ns"] for x in lines if x["node"] == node]
+        ts = [x["t_ns"] for x in lines if x["node"] == node and not x["kind"].startswith("cnpu_")]
         assert ts == sorted(ts) and ts[-1] > 0
 
 
@@ -405,3 +405,15 @@ def test_tdma_links_serialise_entanglement_on_a_shared_node():
     for e in heralds:
         b = (e.t_ns - attempt) // bin_ns
         assert links[b % 2] == frozenset({"repeater", e.data["peer"]})
+
+
+def test_cnpu_round_trips_are_traced_in_wall_time(tmp_path):
+    app = write_app(tmp_path, TELEPORT)
+    res = run_app_dir(app, IdealNetworkFactory(seed=1), NetworkSettings(seed=1, **FAST))
+    sent = {(e.node, e.data["msg_id"]): e.wall_ns for e in res.trace.of_kind("cnpu_message_sent")
+            if e.data["type"] == 2}  # subroutine messages
+    done = {(e.node, e.data["msg_id"]): e.wall_ns for e in res.trace.of_kind("cnpu_done_received")}
+    received = {(e.node, e.data["msg_id"]): e.wall_ns for e in res.trace.of_kind("subroutine_received")}
+    assert sent and set(sent) <= set(done) and set(sent) <= set(received)
+    for k in sent:
+        assert sent[k] <= received[k] <= done[k]

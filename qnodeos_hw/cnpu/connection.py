@@ -17,6 +17,7 @@ from netqasm.sdk.transpile import NVSubroutineTranspiler
 
 from ..qnpu.framing import recv_frame, send_frame
 from ..qnpu.qnpu import EXT_ERROR, EXT_STATE_REP, EXT_STATE_REQ
+from ..qnpu.trace import Trace
 from .directory import NetworkDirectory
 
 
@@ -35,20 +36,25 @@ class SubroutineFailedError(RuntimeError):
 class QNPUConnection(BaseNetQASMConnection):
     """``BaseNetQASMConnection`` over TCP to the QNPU of the node this app's role runs on.
 
-    ``directory`` locates the node; ``timeout_s`` bounds every blocking wait (s).
+    ``directory`` locates the node; ``timeout_s`` bounds every blocking wait (s);
+    ``trace`` (optional) records 'cnpu_message_sent' / 'cnpu_done_received' events
+    (``t_ns`` = -1: the CNPU has no virtual clock; use ``wall_ns`` for round trips).
     """
 
     def __init__(self, app_name: str, node_name: Optional[str] = None, app_id: Optional[int] = None,
                  max_qubits: int = 5, hardware_config: Any = None, log_config: Any = None,
                  epr_sockets: Any = None, compiler: Any = None, return_arrays: bool = True,
                  _init_app: bool = True, _setup_epr_sockets: bool = True, *,
-                 directory: NetworkDirectory, timeout_s: float = 120.0) -> None:
+                 directory: NetworkDirectory, timeout_s: float = 120.0,
+                 trace: Trace | None = None) -> None:
         self._directory = directory
         self._info = directory.network_info()
         entry = directory.node_of_role(app_name)
         if compiler is None and entry.flavour == "nv":
             compiler = NVSubroutineTranspiler
         self._timeout = timeout_s
+        self._trace = trace
+        self._node = directory.node_of_role(app_name).name
         self._shm = SharedMemory()
         self._lock = threading.Lock()
         self._cv = threading.Condition()
@@ -64,6 +70,7 @@ class QNPUConnection(BaseNetQASMConnection):
         except OSError as exc:
             raise QNPUConnectionError(f"cannot reach the QNPU of node '{entry.name}' at "
                                       f"{entry.qnpu[0]}:{entry.qnpu[1]}: {exc}") from exc
+        self._app_name_ = app_name
         self._sock.settimeout(None)
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._reader = threading.Thread(target=self._read_loop, daemon=True, name=f"cnpu-{app_name}-rx")
@@ -90,6 +97,9 @@ class QNPUConnection(BaseNetQASMConnection):
             if callback is not None:
                 self._callbacks[msg_id] = callback
             try:
+                if self._trace is not None:
+                    self._trace.record(-1, self._node, "cnpu_message_sent", None, app=self._app_name_,
+                                       msg_id=msg_id, type=raw_msg[0], bytes=len(raw_msg))
                 send_frame(self._sock, raw_msg)
             except OSError as exc:
                 raise QNPUConnectionError(f"QNPU connection lost: {exc}") from exc
@@ -153,6 +163,9 @@ class QNPUConnection(BaseNetQASMConnection):
                     self._shm.init_new_array(msg.address, new_array=list(msg.values))
                 elif isinstance(msg, MsgDoneMessage):
                     cb = self._callbacks.pop(msg.msg_id, None)
+                    if self._trace is not None:
+                        self._trace.record(-1, self._node, "cnpu_done_received", None,
+                                           app=self._app_name_, msg_id=msg.msg_id)
                     with self._cv:
                         self._done.add(msg.msg_id)
                         self._cv.notify_all()

@@ -164,7 +164,7 @@ class SimulatedNetwork:
 
     def external_module(self, timeout_s: float = 120.0):
         return make_external_module(self.directory, {n.name: n.hub for n in self.nodes.values()
-                                                     if n.hub is not None}, timeout_s)
+                                                     if n.hub is not None}, timeout_s, self.trace)
 
     def errors(self) -> list[str]:
         return [f"{n.name}: {e}" for n in self.nodes.values() for e in n.qnpu.errors]

@@ -26,13 +26,15 @@ EXTERNAL = "netqasm.sdk.external"
 
 
 def make_external_module(directory: NetworkDirectory, hubs: dict[str, ClassicalHub],
-                         timeout_s: float = 120.0) -> types.ModuleType:
-    """A stand-in for ``netqasm.sdk.external`` bound to this network."""
+                         timeout_s: float = 120.0, trace: Any = None) -> types.ModuleType:
+    """A stand-in for ``netqasm.sdk.external`` bound to this network (``trace``: where
+    connections record their CNPU-side events, optional)."""
 
     class NetQASMConnection(QNPUConnection):
         def __init__(self, app_name: str, *args: Any, **kwargs: Any) -> None:
             kwargs.setdefault("directory", directory)
             kwargs.setdefault("timeout_s", timeout_s)
+            kwargs.setdefault("trace", trace)
             super().__init__(app_name, *args, **kwargs)
 
     class Socket(ClassicalSocket):

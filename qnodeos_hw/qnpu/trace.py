@@ -14,7 +14,9 @@ class TraceEvent:
     """One event: ``t_ns`` on the node's virtual clock, ``kind`` (e.g. 'subroutine_received',
     'process_state', 'instr_sent', 'instr_response', 'entanglement_delivered'), the node,
     the process id (or None), free-form ``data`` and ``wall_ns`` (host
-    ``time.perf_counter_ns``, for latency breakdowns of CNPU <-> QNPU round trips)."""
+    ``time.perf_counter_ns``, for latency breakdowns of CNPU <-> QNPU round trips).
+    CNPU-side events ('cnpu_message_sent', 'cnpu_done_received') have ``t_ns = -1``:
+    the CNPU has no virtual clock."""
 
     t_ns: int
     node: str
