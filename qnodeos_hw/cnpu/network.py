@@ -224,9 +224,15 @@ def _free_port(host: str) -> int:
 
 
 def _factory_from_station(path: str | None, seed: int | None) -> tuple[QDriverFactory, dict]:
-    """``--station`` YAML: ``qdriver_factory: "module:callable"`` (called with the other keys
-    under ``factory_args``) or ideal settings ``num_qubits``, ``fidelity``, ``p_success``;
-    ``bin_ns`` for the network."""
+    """``--station`` YAML (all keys optional):
+
+    * ``platform: ideal`` (default) with ``num_qubits``, ``fidelity``, ``p_success``,
+      ``flavour`` (vanilla/nv), ``random_bell``;
+    * ``platform: nv`` with ``num_qubits``, ``noise_file``, ``calibration_file``: the
+      simulated NV stations (physics -> instruments -> NVQDriver);
+    * ``qdriver_factory: "module:callable"``: any factory, called with ``seed`` and the
+      mapping under ``factory_args``;
+    * ``bin_ns``: the TDMA time bin (ns)."""
     cfg: dict = {}
     if path:
         with open(path, encoding="utf-8") as fp:
@@ -236,7 +242,18 @@ def _factory_from_station(path: str | None, seed: int | None) -> tuple[QDriverFa
     if target:
         mod, fn = target.split(":")
         return getattr(importlib.import_module(mod), fn)(seed=seed, **cfg.get("factory_args", {})), net_cfg
-    unknown = set(cfg) - {"num_qubits", "fidelity", "p_success", "bin_ns", "flavour", "random_bell"}
+    platform = cfg.get("platform", "ideal")
+    if platform == "nv":
+        unknown = set(cfg) - {"platform", "num_qubits", "noise_file", "calibration_file", "bin_ns"}
+        if unknown:
+            raise KeyError(f"station file {path}: unknown key(s) {sorted(unknown)} for platform nv")
+        return NVNetworkFactory(seed=seed or 0, num_qubits=int(cfg.get("num_qubits", 1)),
+                                noise_file=cfg.get("noise_file"),
+                                calibration_file=cfg.get("calibration_file")), net_cfg
+    if platform != "ideal":
+        raise KeyError(f"station file {path}: platform must be 'ideal' or 'nv', got {platform!r}")
+    unknown = set(cfg) - {"platform", "num_qubits", "fidelity", "p_success", "bin_ns", "flavour",
+                          "random_bell"}
     if unknown:
         raise KeyError(f"station file {path}: unknown key(s) {sorted(unknown)}")
     return IdealNetworkFactory(num_qubits=int(cfg.get("num_qubits", 5)),
