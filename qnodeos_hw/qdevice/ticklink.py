@@ -132,29 +132,40 @@ class TickLink:
 
     def advance_to(self, t_ns: int) -> None:
         """Run the link up to time ``t_ns``: deliver responses, start queued instructions."""
-        while self._current is not None and self._current.response_tick * self.tick_ns <= t_ns:
+        cur = self._current
+        if cur is not None and cur.response_tick * self.tick_ns <= t_ns:
+            self._deliver_until(t_ns)
+        clock = self.clock
+        if t_ns > clock.now_ns():
+            clock.advance_to(t_ns)
+
+    def _deliver_until(self, t_ns: int) -> None:
+        tick_ns = self.tick_ns
+        while self._current is not None and self._current.response_tick * tick_ns <= t_ns:
             cur = self._current
             tick = cur.response_tick
-            self.clock.advance_to(tick * self.tick_ns)
-            resp = self.device.finish(tick * self.tick_ns)
+            self.clock.advance_to(tick * tick_ns)
+            resp = self.device.finish(tick * tick_ns)
             if len(resp) != MESSAGE_BYTES:
                 raise TickLinkError(f"device answered {len(resp)} bytes, not {MESSAGE_BYTES}")
-            self._log(tick, Direction.TO_HOST, resp)
+            if self.record:
+                self._log(tick, Direction.TO_HOST, resp)
             self._inbox.append(resp)
             self.answered += 1
             self._current = None
             if self._fifo:
                 self._start(self._fifo.popleft(), tick)
-        if t_ns > self.clock.now_ns():
-            self.clock.advance_to(t_ns)
 
     # -- QNodeOS side --------------------------------------------------------------------
     def send(self, message: bytes) -> int:
         """Send one instruction on the next free tick; return that tick number."""
         if len(message) != MESSAGE_BYTES:
             raise TickLinkError(f"instruction must be {MESSAGE_BYTES} bytes, got {len(message)}")
-        tick = max(self.now_tick, self._last_host_tick + 1)
-        self.advance_to(tick * self.tick_ns)
+        tick_ns = self.tick_ns
+        tick = -(-self.clock.now_ns() // tick_ns)  # self.now_tick, inlined (hot path)
+        if tick <= self._last_host_tick:
+            tick = self._last_host_tick + 1
+        self.advance_to(tick * tick_ns)
         if self._current is not None:  # busy at this tick (its response tick is later)
             if self.policy is BusyPolicy.REFUSE:
                 raise DeviceBusyError(
@@ -166,7 +177,8 @@ class TickLink:
                     f"{message.hex()} not sent")
         p = _Pending(bytes(message), tick)
         self._last_host_tick = tick
-        self._log(tick, Direction.TO_DEVICE, p.message)
+        if self.record:
+            self._log(tick, Direction.TO_DEVICE, p.message)
         self.sent += 1
         if self._current is None:
             self._start(p, tick)

@@ -66,6 +66,12 @@ CONTROLLER_PROCESS = "qnodeos_nv_controller"
 _READ_ONLY_PARS = frozenset({PAR_TICKS, PAR_INSTRUCTIONS})
 _SUPPORTED = frozenset({Opcode.NOP, Opcode.INIT, Opcode.MEASURE, Opcode.ENT_KEEP,
                         Opcode.ENT_MEASURE, Opcode.PLAY})
+_ACCEPTED_MAX = 1 << 16  # distinct instruction words remembered as validated
+
+
+def _word_value(raw: bytes) -> int:
+    """A 4-byte message as the int32 FIFO value."""
+    return int.from_bytes(raw, "big", signed=True)
 _DEFAULT_PARS = {PAR_CR_THRESHOLD: 30, PAR_SSRO_THRESHOLD: 1, PAR_CR_MAX_ATTEMPTS: 100,
                  PAR_INIT_NS: 20_000, PAR_READOUT_NS: 10_000, PAR_CR_CHECK_NS: 50_000,
                  PAR_ENT_ATTEMPT_NS: 5_000, PAR_DIO_FLAG_BIT: 8,
@@ -142,13 +148,11 @@ class _LinkClock:
     """The node clock as seen by the tick link: a response processed late (the host
     moved the shared clock on meanwhile) is stamped at its tick without moving time back."""
 
-    __slots__ = ("_clock",)
+    __slots__ = ("_clock", "now_ns")
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
-
-    def now_ns(self) -> int:
-        return self._clock.now_ns()
+        self.now_ns = clock.now_ns  # the node clock's own method (no extra call layer)
 
     def advance_to(self, t_ns: int) -> None:
         if t_ns > self._clock.now_ns():
@@ -169,7 +173,8 @@ class _ControllerProcess:
         msg: InstructionMessage = decode(message)  # validated on arrival
         op, q = msg.opcode, msg.qubit
         par = o._par
-        o._par[PAR_INSTRUCTIONS] += 1
+        par[PAR_INSTRUCTIONS] += 1
+        outcome, bell = None, 0
         if op is Opcode.PLAY:
             bit = par[PAR_DIO_FLAG_BIT]
             if par[PAR_DIO_PROTOCOL] == DIO_PROTOCOL_TOGGLE:
@@ -178,15 +183,14 @@ class _ControllerProcess:
             else:
                 flag = 1
             word = (msg.argument & ((1 << bit) - 1)) | (flag << bit)
-            t_dio = t_ns + o.dio_out_latency_ns
-            end = o.awg.dio_input(word, t_dio)
+            end = o.awg.dio_input(word, t_ns + o.dio_out_latency_ns)
             if end is None:
                 raise AWGNoResponseError("SetFifo_Long", f"AWG played nothing for codeword "
                                          f"{msg.argument} (DIO word 0x{word:08x})")
-            resp = Response(ResponseKind.SUCCESS)
+            kind = ResponseKind.SUCCESS
             duration = end - t_ns + o.awg_done_latency_ns
         elif op is Opcode.NOP:
-            resp, duration = Response(ResponseKind.SUCCESS), 0
+            kind, duration = ResponseKind.SUCCESS, 0
         else:
             be = o.backend
             if be is None:
@@ -195,19 +199,20 @@ class _ControllerProcess:
             if op is Opcode.INIT:
                 t = t_ns
                 passed = False
+                threshold, window = par[PAR_CR_THRESHOLD], par[PAR_CR_CHECK_NS]
                 for _ in range(max(1, par[PAR_CR_MAX_ATTEMPTS])):
                     counts = be.cr_check(t)
-                    t += par[PAR_CR_CHECK_NS]
-                    if counts >= par[PAR_CR_THRESHOLD]:
+                    t += window
+                    if counts >= threshold:
                         passed = True
                         break
                 if passed:
                     be.initialize(q, t)
                     t += par[PAR_INIT_NS]
-                resp = Response(ResponseKind.SUCCESS if passed else ResponseKind.FAILURE)
+                kind = ResponseKind.SUCCESS if passed else ResponseKind.FAILURE
                 duration = t - t_ns
             elif op is Opcode.MEASURE:
-                resp = Response(ResponseKind.OUTCOME, int(be.readout(q, t_ns)))
+                kind, outcome = ResponseKind.OUTCOME, int(be.readout(q, t_ns))
                 duration = par[PAR_READOUT_NS]
             else:  # ENT_KEEP / ENT_MEASURE: an attempt window of argument attempts
                 measure = op is Opcode.ENT_MEASURE
@@ -217,14 +222,18 @@ class _ControllerProcess:
                     used = 1
                 else:
                     heralded, bell, outcome, used = be.entangle_window(q, t_ns, measure, budget)
-                resp = (Response(ResponseKind.ENT_SUCCESS, outcome if measure else None,
-                                 int(bell)) if heralded else Response(ResponseKind.ENT_FAILURE))
+                if heralded:
+                    kind, bell = ResponseKind.ENT_SUCCESS, int(bell)
+                    outcome = outcome if measure else None
+                else:
+                    kind, bell, outcome = ResponseKind.ENT_FAILURE, 0, None
                 duration = (used * par[PAR_ENT_ATTEMPT_NS]
                             + (par[PAR_READOUT_NS] if measure and heralded else 0))
-        key = (resp, q, msg.seq)
+        key = (kind, outcome, bell, q, msg.seq)
         raw = self._encoded.get(key)
-        if raw is None:
-            raw = self._encoded[key] = encode(response_message(resp, q, msg.seq))
+        if raw is None:  # first time: build (and validate) the response word
+            raw = self._encoded[key] = encode(response_message(Response(kind, outcome, bell),
+                                                               q, msg.seq))
         self._pending.append(raw)
         return int(duration)
 
@@ -265,6 +274,8 @@ class SimulatedADwin:
         self._running = False
         self._processdelay = cpu_clock_hz // self.spec.tick_rate_hz
         self._responses: deque[int] = deque()
+        #: FIFO values already validated as executable instructions -> their 4-byte word
+        self._accepted: dict[int, bytes] = {}
         self._program = _ControllerProcess(self)
         self.link = self._new_link()
 
@@ -287,13 +298,14 @@ class SimulatedADwin:
 
     def _sync(self) -> None:
         """Let the controller run up to the present."""
+        link = self.link
         try:
-            self.link.advance_to(self.clock.now_ns())
+            link.advance_to(self.clock.now_ns())
         except Exception as exc:
             self._fault(exc)
             raise
-        while (r := self.link.poll()) is not None:
-            self._responses.append(int.from_bytes(r, "big", signed=True))
+        while (r := link.poll()) is not None:
+            self._responses.append(_word_value(r))
 
     # -- system --------------------------------------------------------------------------
     def Boot(self, Filename: str) -> None:  # noqa: N802,N803
@@ -343,6 +355,7 @@ class SimulatedADwin:
             raise ParameterRefusedError("Set_Processdelay", "instructions in flight")
         self._processdelay = int(Processdelay)
         self.spec = dataclasses.replace(self.spec, tick_rate_hz=int(rate_hz))
+        self._accepted.clear()
         self.link = self._new_link()
 
     def Get_Processdelay(self, ProcessNo: int) -> int:  # noqa: N802,N803
@@ -424,7 +437,7 @@ class SimulatedADwin:
                 except Exception as exc:
                     self._fault(exc)
                     raise
-                self._responses.append(int.from_bytes(r, "big", signed=True))
+                self._responses.append(_word_value(r))
                 self._sync()
             return len(self._responses)
         if FifoNo == FIFO_INSTRUCTIONS:
@@ -447,23 +460,11 @@ class SimulatedADwin:
         if FifoNo != FIFO_INSTRUCTIONS:
             raise ParameterRefusedError("SetFifo_Long", f"Data_{FifoNo} is not the "
                                         "instruction FIFO")
+        accepted = self._accepted
         for value in list(Data)[:Count]:
-            word = (int(value) & 0xFFFFFFFF).to_bytes(4, "big")
-            try:
-                msg = decode(word)
-            except MessageError as exc:
-                raise InstructionRejectedError("SetFifo_Long", f"word {word.hex()}: {exc}") \
-                    from exc
-            if not isinstance(msg, InstructionMessage):
-                raise InstructionRejectedError("SetFifo_Long", f"word {word.hex()} is a "
-                                               "response, not an instruction")
-            if msg.opcode not in _SUPPORTED:
-                raise InstructionRejectedError(
-                    "SetFifo_Long", f"opcode {msg.opcode.name} is not executed by the NV "
-                    "controller (gates go as PLAY <table entry>)")
-            if msg.qubit >= self.spec.num_qubits:
-                raise InstructionRejectedError("SetFifo_Long", f"qubit {msg.qubit} not on this "
-                                               f"{self.spec.num_qubits}-qubit device")
+            word = accepted.get(value)
+            if word is None:
+                word = self._accept(value)
             try:
                 self.link.send(word)
             except FifoOverflowError as exc:
@@ -473,6 +474,29 @@ class SimulatedADwin:
             except Exception as exc:
                 self._fault(exc)
                 raise
+
+    def _accept(self, value: int) -> bytes:
+        """The 4-byte word of FIFO value ``value`` if the controller executes it (else
+        :class:`InstructionRejectedError`); accepted words are remembered (few distinct)."""
+        word = (int(value) & 0xFFFFFFFF).to_bytes(4, "big")
+        try:
+            msg = decode(word)
+        except MessageError as exc:
+            raise InstructionRejectedError("SetFifo_Long", f"word {word.hex()}: {exc}") \
+                from exc
+        if not isinstance(msg, InstructionMessage):
+            raise InstructionRejectedError("SetFifo_Long", f"word {word.hex()} is a "
+                                           "response, not an instruction")
+        if msg.opcode not in _SUPPORTED:
+            raise InstructionRejectedError(
+                "SetFifo_Long", f"opcode {msg.opcode.name} is not executed by the NV "
+                "controller (gates go as PLAY <table entry>)")
+        if msg.qubit >= self.spec.num_qubits:
+            raise InstructionRejectedError("SetFifo_Long", f"qubit {msg.qubit} not on this "
+                                           f"{self.spec.num_qubits}-qubit device")
+        if type(value) is int and len(self._accepted) < _ACCEPTED_MAX:
+            self._accepted[value] = word
+        return word
 
     def GetFifo_Long(self, FifoNo: int, Count: int) -> list[int]:  # noqa: N802,N803
         """Controller -> host: ``Count`` response words (int32)."""
@@ -484,7 +508,8 @@ class SimulatedADwin:
         if Count > len(self._responses):
             raise FifoUnderflowError("GetFifo_Long", f"{Count} values requested, "
                                      f"{len(self._responses)} in the response FIFO")
-        return [self._responses.popleft() for _ in range(Count)]
+        pop = self._responses.popleft
+        return [pop() for _ in range(Count)]
 
     # not part of the vendor API: for tests and tracing
     @property

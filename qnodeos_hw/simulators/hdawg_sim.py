@@ -52,6 +52,7 @@ import json
 import math
 import re
 from collections import OrderedDict, deque
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,43 @@ class DDRecord:
     t_ns: int
     core: int
     on: bool
+
+
+class RecordLog(Sequence):
+    """A bounded, read-only log of records (oldest first). Rows are stored as plain
+    tuples on the hot path and turned into ``record_type`` instances when read, so
+    logging a play costs a tuple, not a frozen-dataclass construction."""
+
+    __slots__ = ("_rows", "_type")
+
+    def __init__(self, record_type: type, maxlen: int) -> None:
+        self._rows: deque[tuple] = deque(maxlen=maxlen)
+        self._type = record_type
+
+    def add(self, *fields: Any) -> None:
+        """Log one record given by its fields (in the record type's field order)."""
+        self._rows.append(fields)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return [self._type(*row) for row in list(self._rows)[index]]
+        return self._type(*self._rows[index])
+
+    def __iter__(self) -> Iterator[Any]:
+        return (self._type(*row) for row in list(self._rows))
+
+    @property
+    def maxlen(self) -> int | None:
+        return self._rows.maxlen
+
+    def clear(self) -> None:
+        self._rows.clear()
+
+    def __repr__(self) -> str:
+        return f"RecordLog({self._type.__name__}, {len(self._rows)} records)"
 
 
 #: one step of a playlist: ("cw",) the requested entry, ("ct", k) entry k, ("zero", n) samples
@@ -303,14 +341,23 @@ class SimulatedHDAWGConnection:
         self.n_channels = _N_CHANNELS[devtype]
         self.qubit_of_core = dict(qubit_of_core or {0: 0})
         self.dio_latency_ns = int(dio_latency_ns)
-        self.played: deque[PlayRecord] = deque(maxlen=record_limit)
-        self.dd_events: deque[DDRecord] = deque(maxlen=record_limit)
+        self.played = RecordLog(PlayRecord, record_limit)
+        self.dd_events = RecordLog(DDRecord, record_limit)
+        self._play_rows = self.played._rows  # hot path: rows appended directly
+        self._dd_rows = self.dd_events._rows
         self.connected = False
         self.set_count = 0  # every accepted node write (tests: "nothing was sent")
         self._doc = {**zi_nodedoc(), **hdawg_nodedoc(self.serial, self.n_channels)}
         self._cores = [_Core(i) for i in range(self.n_channels // 2)]
         self._entry_cache: dict[tuple[int, int], _Entry] = {}
         self._layout_cache: dict[tuple[int, int], tuple[int, int]] = {}  # (core, branch)
+        #: (core, codeword) -> (entry, samples before it, samples after it, next shift) of
+        #: a polled-DIO request; cleared with the core's other caches
+        self._request_cache: dict[tuple[int, int], tuple[_Entry, int, int, int]] = {}
+        # node paths read on every codeword (built once)
+        self._rate_path = f"/{self.serial}/system/clocks/sampleclock/freq"
+        self._dio_input_path = f"/{self.serial}/dios/0/input"
+        self._enable_paths = [f"/{self.serial}/awgs/{c.index}/enable" for c in self._cores]
         self._values: dict[str, Any] = self._defaults()
 
     # -- node store ------------------------------------------------------------------
@@ -442,6 +489,8 @@ class SimulatedHDAWGConnection:
             del self._layout_cache[key]
         for key in [k for k in self._entry_cache if k[0] == core.index]:
             del self._entry_cache[key]
+        for key in [k for k in self._request_cache if k[0] == core.index]:
+            del self._request_cache[key]
 
     def _core_path(self, core: _Core, sub: str) -> str:
         return f"/{self.serial}/awgs/{core.index}/{sub}"
@@ -550,7 +599,7 @@ class SimulatedHDAWGConnection:
         if on == core.dd_on:
             return
         core.dd_on = on
-        self.dd_events.append(DDRecord(t_ns, core.index, on))
+        self._dd_rows.append((t_ns, core.index, on))
         q = self.qubit_of_core.get(core.index)
         if self.backend is not None and q is not None:
             self.backend.set_dd(q, on, t_ns)
@@ -563,22 +612,23 @@ class SimulatedHDAWGConnection:
         by its mask/shift. Returns when the last triggered entry finishes (ns), or
         None when no core reacted to the word.
         """
-        self._values[f"/{self.serial}/dios/0/input"] = int(word)
+        word = int(word)
+        self._values[self._dio_input_path] = word
         end: int | None = None
         for core in self._cores:
             if core.index not in self.qubit_of_core:
                 continue
-            t = self._play_codeword(core, int(word), t_ns)
+            t = self._play_codeword(core, word, t_ns)
             if t is not None:
                 end = t if end is None else max(end, t)
         return end
 
     def _play_codeword(self, core: _Core, word: int, t_ns: int) -> int | None:
-        v, base = self._values, f"/{self.serial}/awgs/{core.index}"
+        v = self._values
         if core.program is None:
             raise ProgramNotLoadedError(f"AWG core {core.index}: DIO word 0x{word:08x} arrived "
                                         "but no sequencer program is loaded")
-        if not v[f"{base}/enable"]:
+        if not v[self._enable_paths[core.index]]:
             raise SequencerNotEnabledError(f"AWG core {core.index}: DIO word 0x{word:08x} "
                                            "arrived while the sequencer is not enabled")
         if not core.program.dio_table:
@@ -586,6 +636,7 @@ class SimulatedHDAWGConnection:
                                          "execute table entries from DIO codewords")
         if core.program.polled is not None:  # the program decodes the raw DIO itself
             return self._play_polled(core, core.program.polled, word, t_ns)
+        base = f"/{self.serial}/awgs/{core.index}"
         pol = v[f"{base}/dio/valid/polarity"]
         valid = (word >> v[f"{base}/dio/valid/index"]) & 1
         if (pol == 1 and valid) or (pol == 2 and not valid):
@@ -593,15 +644,14 @@ class SimulatedHDAWGConnection:
         codeword = (word >> v[f"{base}/dio/mask/shift"]) & v[f"{base}/dio/mask/value"]
         entry = self._entry(core, codeword)
         n = entry.n_samples
-        rate = v[f"/{self.serial}/system/clocks/sampleclock/freq"]
+        rate = v[self._rate_path]
         start = max(t_ns + self.dio_latency_ns, core.busy_until_ns)
         end = start + int(round(n * 1e9 / rate))
         self._dd(core, False, start)
         q = self.qubit_of_core[core.index]
         if self.backend is not None and entry.i is not None:
             self.backend.play_mw(q, entry.key, entry.i, entry.q, rate, start)
-        self.played.append(PlayRecord(start, end, core.index, codeword, codeword,
-                                      entry.wave_index, n))
+        self._play_rows.append((start, end, core.index, codeword, codeword, entry.wave_index, n))
         core.busy_until_ns = end
         if core.program.dd_idle:
             self._dd(core, True, end)
@@ -635,7 +685,7 @@ class SimulatedHDAWGConnection:
 
     def _play_polled(self, core: _Core, prog: PolledDIO, word: int, t_ns: int) -> int | None:
         """Run the idle loop up to the first getDIO that sees ``word``; play the request."""
-        rate = self._values[f"/{self.serial}/system/clocks/sampleclock/freq"]
+        rate = self._values[self._rate_path]
         blocks, cycles = self._idle_table(core, prog)
         need = math.ceil((t_ns + self.dio_latency_ns - core.enabled_at_ns) * rate / 1e9)
         while core.pos < need:
@@ -656,15 +706,13 @@ class SimulatedHDAWGConnection:
             return None  # no new request: the loop goes on idling
         core.toggle_seen = bit
         cw = word & prog.mask
-        branch = next((b for b in prog.branches if cw < b[0]), None)
-        if branch is None:
-            raise UnknownCodewordError(f"AWG core {core.index}: codeword {cw} selects no "
-                                       "table entry of the program")
-        upper, segs, nxt = branch
-        entry = self._entry(core, cw)
-        before, after = self._branch_layout(core, branch)
+        req = self._request_cache.get((core.index, cw))
+        if req is None:
+            req = self._request(core, prog, cw)
+        entry, before, after, nxt = req
+        n = entry.n_samples
         t0 = self._t_of(core, core.pos + before, rate)
-        t1 = self._t_of(core, core.pos + before + entry.n_samples, rate)
+        t1 = self._t_of(core, core.pos + before + n, rate)
         if entry.i is not None:
             self._dd(core, False, t0)
             if self.backend is not None:
@@ -672,12 +720,24 @@ class SimulatedHDAWGConnection:
                                      entry.q, rate, t0)
             if core.program.dd_idle:
                 self._dd(core, True, t1)
-        self.played.append(PlayRecord(t0, t1, core.index, cw, cw, entry.wave_index,
-                                      entry.n_samples))
-        core.pos += before + entry.n_samples + after
+        self._play_rows.append((t0, t1, core.index, cw, cw, entry.wave_index, n))
+        core.pos += before + n + after
         core.shift = nxt
         core.busy_until_ns = self._t_of(core, core.pos, rate)
         return core.busy_until_ns
+
+    def _request(self, core: _Core, prog: PolledDIO, cw: int) -> tuple[_Entry, int, int, int]:
+        """What a request for codeword ``cw`` plays: (entry, samples before it, samples
+        after it, next DD shift); cached per core and codeword until anything changes."""
+        branch = next((b for b in prog.branches if cw < b[0]), None)
+        if branch is None:
+            raise UnknownCodewordError(f"AWG core {core.index}: codeword {cw} selects no "
+                                       "table entry of the program")
+        entry = self._entry(core, cw)
+        before, after = self._branch_layout(core, branch)
+        req = (entry, before, after, branch[2])
+        self._request_cache[(core.index, cw)] = req
+        return req
 
     def _branch_layout(self, core: _Core, branch: tuple) -> tuple[int, int]:
         """Samples a branch plays before and after its requested entry (cached)."""
