@@ -417,3 +417,21 @@ def test_cnpu_round_trips_are_traced_in_wall_time(tmp_path):
     assert sent and set(sent) <= set(done) and set(sent) <= set(received)
     for k in sent:
         assert sent[k] <= received[k] <= done[k]
+
+
+def test_lossy_link_needs_several_bins_and_stays_paired(tmp_path):
+    n = 30
+    bases = [0, 1] * (n // 2)
+    app = write_app(tmp_path, BELL_STATS)
+    res = run_app_dir(app, IdealNetworkFactory(p_success=0.25, seed=9),
+                      NetworkSettings(seed=9, attempts_per_bin=2, trace_instructions=False, **FAST),
+                      inputs={"alice": {"bases": bases}, "bob": {"bases": bases}})
+    assert res.ok, {r: o.error for r, o in res.outcomes.items()}
+    assert res.results["alice"]["m"] == res.results["bob"]["m"]
+    fails = [e for e in res.trace.of_kind("entanglement_failed") if e.node == "alice"]
+    heralds = [e for e in res.trace.of_kind("entanglement_heralded") if e.node == "alice"]
+    assert len(heralds) == n and len(fails) > n // 2  # p = 0.25, 2 attempts per bin
+    assert all(e.data["attempts"] <= 2 for e in heralds + fails)
+    bob = {e.data["rid"]: e.data["attempts"] for e in res.trace.of_kind("entanglement_heralded")
+           if e.node == "bob"}
+    assert {e.data["rid"]: e.data["attempts"] for e in heralds} == bob

@@ -103,6 +103,7 @@ class NetworkSettings:
     #: TDMA order of links, e.g. ``(frozenset({"a", "b"}), frozenset({"b", "c"}))``;
     #: empty: every bin serves every link
     links: tuple[frozenset, ...] = ()
+    attempts_per_bin: int = 1000
 
 
 class SimulatedNetwork:
@@ -127,6 +128,7 @@ class SimulatedNetwork:
                 driver = factory(name, clock)
             qnpu = QNPU(name, driver, ids, self.board,
                         QNPUConfig(bin_ns=settings.bin_ns, links=settings.links,
+                                   attempts_per_bin=settings.attempts_per_bin,
                                    idle_wall_scale=settings.idle_wall_scale),
                         self.trace, np.random.default_rng(rng.integers(2**63)), clock=clock)
             qport, cport = settings.ports.get(name, (0, 0))

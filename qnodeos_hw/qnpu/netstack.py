@@ -39,14 +39,19 @@ TYPE_K, TYPE_M = 0, 1
 @dataclass(frozen=True, slots=True)
 class TDMASchedule:
     """Network schedule: time bins of ``bin_ns``; bin k belongs to link
-    ``links[k % len(links)]`` (all links when ``links`` is empty)."""
+    ``links[k % len(links)]`` (all links when ``links`` is empty); in its bin a link
+    gets up to ``attempts_per_bin`` entanglement attempts."""
 
     bin_ns: int = 10_000_000
     links: tuple[frozenset, ...] = ()
+    #: entanglement attempts per link per time bin (the same at both ends of a link)
+    attempts_per_bin: int = 1000
 
     def __post_init__(self) -> None:
         if self.bin_ns <= 0:
             raise ValueError(f"time bin must be > 0 ns, got {self.bin_ns}")
+        if self.attempts_per_bin < 1:
+            raise ValueError(f"attempts_per_bin must be >= 1, got {self.attempts_per_bin}")
 
     def bin_of(self, t_ns: int) -> int:
         return t_ns // self.bin_ns
@@ -389,17 +394,15 @@ class NetworkStack:
 
     def _attempt(self, r: EntRequest, pair: int, peer: str, woken: list[int]) -> None:
         phys = self._reserved[r.rid]
-        bin_end = None
         attempts = 0
         while True:
             resp = self.driver.entangle(phys, EntangleMode.KEEP, peer)
             attempts += 1
             if resp.kind is ResponseKind.ENT_SUCCESS:
                 break
-            now = self.driver.now_ns()
-            if bin_end is None:
-                bin_end = (self.schedule.bin_of(now) + 1) * self.schedule.bin_ns
-            if now >= bin_end:
+            # both ends make the same number of attempts per network-process run (their
+            # clocks need not agree), so the k-th attempts of the two ends always pair up
+            if attempts >= self.schedule.attempts_per_bin:
                 self.record("entanglement_failed", None, rid=r.rid, pair=pair, attempts=attempts)
                 return
         del self._reserved[r.rid]

@@ -50,7 +50,8 @@ EXT_ERROR = 0xE2
 @dataclass(frozen=True, slots=True)
 class QNPUConfig:
     """``bin_ns``: TDMA bin (ns); ``links``: bin -> link order (empty: every bin for every
-    link); ``comm_qubits``: physical qubits that can be entangled (None: all);
+    link); ``attempts_per_bin``: entanglement attempts per link per bin (both ends of a
+    link must agree); ``comm_qubits``: physical qubits that can be entangled (None: all);
     ``idle_wall_scale``: while the QNPU idles waiting for its programs, its virtual clock
     advances by the elapsed wall time times this factor (0: time stands still while
     idle, the default; 1: real host latencies show up in virtual time, e.g. for
@@ -60,6 +61,7 @@ class QNPUConfig:
     links: tuple[frozenset, ...] = ()
     comm_qubits: tuple[int, ...] | None = None
     idle_wall_scale: float = 0.0
+    attempts_per_bin: int = 1000
 
     def __post_init__(self) -> None:
         if self.idle_wall_scale < 0:
@@ -152,7 +154,7 @@ class QNPU:
         self.qmmu = QMMU(driver.spec.num_qubits, config.comm_qubits)
         self.cache = SubroutineCache(driver.flavour)
         self.scheduler = Scheduler()
-        self.schedule = TDMASchedule(config.bin_ns, config.links)
+        self.schedule = TDMASchedule(config.bin_ns, config.links, config.attempts_per_bin)
         self.net = NetworkStack(name, driver, self.qmmu, self.board, self.node_ids,
                                 self.schedule, self._record,
                                 rng if rng is not None else np.random.default_rng())
