@@ -71,6 +71,10 @@ class ClassicalHub:
 
     def close(self) -> None:
         try:
+            self._sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        except OSError:
+            pass
+        try:
             self._sock.close()
         except OSError:
             pass

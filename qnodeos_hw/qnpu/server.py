@@ -67,6 +67,10 @@ class QNPUServer:
     def close(self) -> None:
         self._closed.set()
         try:
+            self._sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        except OSError:
+            pass
+        try:
             self._sock.close()
         except OSError:
             pass
