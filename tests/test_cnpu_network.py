@@ -435,3 +435,16 @@ def test_lossy_link_needs_several_bins_and_stays_paired(tmp_path):
     bob = {e.data["rid"]: e.data["attempts"] for e in res.trace.of_kind("entanglement_heralded")
            if e.node == "bob"}
     assert {e.data["rid"]: e.data["attempts"] for e in heralds} == bob
+
+
+def test_networks_leave_no_threads_behind(tmp_path):
+    import threading
+    import time
+    app = write_app(tmp_path, TELEPORT)
+    before = threading.active_count()
+    for seed in range(3):
+        assert run_app_dir(app, IdealNetworkFactory(seed=seed), NetworkSettings(seed=seed, **FAST)).ok
+    deadline = time.monotonic() + 3
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert threading.active_count() <= before
