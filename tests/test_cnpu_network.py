@@ -448,3 +448,27 @@ def test_networks_leave_no_threads_behind(tmp_path):
     while threading.active_count() > before and time.monotonic() < deadline:
         time.sleep(0.01)
     assert threading.active_count() <= before
+
+
+def _local_x_program(app_config=None, k=3):
+    from netqasm.sdk import Qubit
+    from netqasm.sdk.external import NetQASMConnection  # late: ours while running
+    out = []
+    with NetQASMConnection(app_config.app_name) as conn:
+        for _ in range(k):
+            q = Qubit(conn)
+            q.X()
+            m = q.measure()
+            conn.flush()
+            out.append(int(m))
+    return {"m": out, "node": app_config.node_name}
+
+
+def test_run_mains_runs_python_functions_on_chosen_nodes():
+    from qnodeos_hw.cnpu.network import run_mains
+    res = run_mains({"p1": _local_x_program, "p2": f"{__name__}:_local_x_program"},
+                    IdealNetworkFactory(seed=1), NetworkSettings(**FAST),
+                    roles={"p1": "n", "p2": "n"}, inputs={"p2": {"k": 2}})
+    assert res.ok, {r: o.error for r, o in res.outcomes.items()}
+    assert res.results == {"p1": {"m": [1, 1, 1], "node": "n"}, "p2": {"m": [1, 1], "node": "n"}}
+    assert set(res.network.nodes) == {"n"}

@@ -31,7 +31,8 @@ from ..qnpu.qnpu import QNPU, QNPUConfig
 from ..qnpu.server import QNPUServer
 from ..qnpu.trace import Trace
 from .directory import NetworkDirectory, NodeEntry
-from .runtime import ProgramOutcome, external_names, load_app_dir, make_external_module, run_programs
+from .runtime import (AppDir, ProgramOutcome, external_names, load_app_dir, make_external_module,
+                      run_programs)
 from .socket import ClassicalHub
 
 QDriverFactory = Callable[[str, VirtualClock], Any]
@@ -192,15 +193,43 @@ def run_app_dir(app_dir: str, factory: QDriverFactory | None = None,
                 timeout_s: float = 300.0) -> RunResult:
     """Run every program of a netqasm application directory on a simulated network
     with one node per role (names from ``roles.yaml`` when present)."""
+    # roles must be known before the app is imported; read them from the file names
+    from netqasm.runtime import env
+    roles_list = sorted(env.load_app_files(os.path.abspath(app_dir)))
+    roles_cfg = env.load_roles_config(os.path.join(os.path.abspath(app_dir), "roles.yaml")) or {}
+    return _run(lambda: load_app_dir(app_dir), roles_list, roles_cfg, factory, settings,
+                inputs, timeout_s)
+
+
+def run_mains(mains: dict[str, Callable | str], factory: QDriverFactory | None = None,
+              settings: NetworkSettings | None = None, roles: dict[str, str] | None = None,
+              inputs: dict[str, dict] | None = None, timeout_s: float = 300.0) -> RunResult:
+    """Run programs given as ``role -> main`` (a callable, or ``"module:function"``
+    imported once ``netqasm.sdk.external`` is ours -- use that form, or import
+    ``netqasm.sdk.external`` inside ``main``, when the module imports it at top level).
+    ``roles``: role -> node name (default: a node per role)."""
+    roles = dict(roles or {})
+
+    def load() -> AppDir:
+        progs = {}
+        for role, m in mains.items():
+            if isinstance(m, str):
+                mod, fn = m.split(":")
+                m = getattr(importlib.import_module(mod), fn)
+            progs[role] = m
+        return AppDir(os.getcwd(), progs, {r: {} for r in mains}, roles)
+
+    return _run(load, sorted(mains), roles, factory, settings, inputs, timeout_s)
+
+
+def _run(load: Callable[[], AppDir], roles_list: list[str], roles_cfg: dict[str, str],
+         factory: QDriverFactory | None, settings: NetworkSettings | None,
+         inputs: dict[str, dict] | None, timeout_s: float) -> RunResult:
     settings = settings or NetworkSettings()
     if settings.seed is not None:
         random.seed(settings.seed)  # the example apps draw from the global `random`
         np.random.seed(settings.seed % 2**32)
     factory = factory or IdealNetworkFactory(seed=settings.seed)
-    # roles must be known before the app is imported; read them from the file names
-    from netqasm.runtime import env
-    roles_list = sorted(env.load_app_files(os.path.abspath(app_dir)))
-    roles_cfg = env.load_roles_config(os.path.join(os.path.abspath(app_dir), "roles.yaml")) or {}
     node_names = sorted({roles_cfg.get(r, r) for r in roles_list})
     net = SimulatedNetwork(node_names, factory, settings, roles=roles_cfg)
     # netqasm's default simulator setting (NetSquid) makes apps import netsquid; we are
@@ -209,8 +238,7 @@ def run_app_dir(app_dir: str, factory: QDriverFactory | None = None,
     os.environ[SIMULATOR_ENV] = Simulator.DEBUG.value
     try:
         with net, external_names(net.external_module(timeout_s)):
-            app = load_app_dir(app_dir)
-            outcomes = run_programs(app, inputs, timeout_s)
+            outcomes = run_programs(load(), inputs, timeout_s)
     finally:
         if old_sim is None:
             os.environ.pop(SIMULATOR_ENV, None)
