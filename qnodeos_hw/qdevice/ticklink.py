@@ -27,6 +27,7 @@ The link is discrete-event: time only moves in :meth:`advance_to` /
 from __future__ import annotations
 
 import enum
+import math
 from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
@@ -98,6 +99,9 @@ class TickLink:
         self._inbox: deque[bytes] = deque()        # responses delivered to the host
         self.sent = 0
         self.answered = 0
+        #: when the executing instruction's response goes out (ns); ``math.inf`` while the
+        #: device is idle. Read-only for users: a cheap "is anything due?" test.
+        self.next_response_ns: float = math.inf
 
     # -- time ---------------------------------------------------------------------------
     def tick_at(self, t_ns: int) -> int:
@@ -125,6 +129,7 @@ class TickLink:
         p.start_tick = tick
         p.response_tick = tick + max(1, -(-duration // self.tick_ns))
         self._current = p
+        self.next_response_ns = p.response_tick * self.tick_ns
 
     def _log(self, tick: int, direction: Direction, msg: bytes) -> None:
         if self.record:
@@ -132,8 +137,7 @@ class TickLink:
 
     def advance_to(self, t_ns: int) -> None:
         """Run the link up to time ``t_ns``: deliver responses, start queued instructions."""
-        cur = self._current
-        if cur is not None and cur.response_tick * self.tick_ns <= t_ns:
+        if self.next_response_ns <= t_ns:
             self._deliver_until(t_ns)
         clock = self.clock
         if t_ns > clock.now_ns():
@@ -153,6 +157,7 @@ class TickLink:
             self._inbox.append(resp)
             self.answered += 1
             self._current = None
+            self.next_response_ns = math.inf
             if self._fifo:
                 self._start(self._fifo.popleft(), tick)
 
@@ -161,11 +166,16 @@ class TickLink:
         """Send one instruction on the next free tick; return that tick number."""
         if len(message) != MESSAGE_BYTES:
             raise TickLinkError(f"instruction must be {MESSAGE_BYTES} bytes, got {len(message)}")
-        tick_ns = self.tick_ns
-        tick = -(-self.clock.now_ns() // tick_ns)  # self.now_tick, inlined (hot path)
+        tick_ns, clock = self.tick_ns, self.clock
+        tick = -(-clock.now_ns() // tick_ns)  # self.now_tick, inlined (hot path)
         if tick <= self._last_host_tick:
             tick = self._last_host_tick + 1
-        self.advance_to(tick * tick_ns)
+        t_ns = tick * tick_ns
+        # self.advance_to(t_ns), inlined (hot path)
+        if self.next_response_ns <= t_ns:
+            self._deliver_until(t_ns)
+        if t_ns > clock.now_ns():
+            clock.advance_to(t_ns)
         if self._current is not None:  # busy at this tick (its response tick is later)
             if self.policy is BusyPolicy.REFUSE:
                 raise DeviceBusyError(
@@ -195,7 +205,8 @@ class TickLink:
         if not self._inbox:
             if self._current is None:
                 raise TickLinkError("no instruction outstanding: nothing to wait for")
-            self.advance_to(self._current.response_tick * self.tick_ns)
+            # self.advance_to(response time): delivering moves the clock there
+            self._deliver_until(self.next_response_ns)
         return self._inbox.popleft()
 
     def transact(self, message: bytes) -> bytes:

@@ -297,13 +297,22 @@ class SimulatedADwin:
         self.fault = exc
 
     def _sync(self) -> None:
-        """Let the controller run up to the present."""
+        """Let the controller run up to the present (nothing to do unless a response is
+        due by now: the link's inbox is always drained here)."""
         link = self.link
+        if link.next_response_ns > self.clock.now_ns():
+            return
         try:
             link.advance_to(self.clock.now_ns())
         except Exception as exc:
             self._fault(exc)
             raise
+        while (r := link.poll()) is not None:
+            self._responses.append(_word_value(r))
+
+    def _drain(self) -> None:
+        """Move responses the link has delivered into the response FIFO."""
+        link = self.link
         while (r := link.poll()) is not None:
             self._responses.append(_word_value(r))
 
@@ -416,10 +425,12 @@ class SimulatedADwin:
     # -- FIFOs: the QDevice mailbox ------------------------------------------------------
     def Fifo_Empty(self, FifoNo: int) -> int:  # noqa: N802,N803
         """Free slots in a FIFO."""
-        self._require_running("Fifo_Empty")
+        if not self._running:
+            self._require_running("Fifo_Empty")
         self._sync()
         if FifoNo == FIFO_INSTRUCTIONS:
-            queued = max(0, self.link.outstanding - 1)
+            link = self.link
+            queued = max(0, link.sent - link.answered - 1)  # link.outstanding, inlined
             return self.fifo_depth - queued
         if FifoNo == FIFO_RESPONSES:
             return self.fifo_depth - len(self._responses)
@@ -428,17 +439,19 @@ class SimulatedADwin:
     def Fifo_Full(self, FifoNo: int) -> int:  # noqa: N802,N803
         """Values waiting in a FIFO. Polling an empty response FIFO while an
         instruction is in flight advances virtual time to its response."""
-        self._require_running("Fifo_Full")
+        if not self._running:
+            self._require_running("Fifo_Full")
         if FifoNo == FIFO_RESPONSES:
             self._sync()
-            if not self._responses and self.link.outstanding:
+            link = self.link
+            if not self._responses and link.sent != link.answered:  # link.outstanding
                 try:
                     r = self.link.wait_response()
                 except Exception as exc:
                     self._fault(exc)
                     raise
                 self._responses.append(_word_value(r))
-                self._sync()
+                self._drain()  # time is at that response's tick: nothing else is due
             return len(self._responses)
         if FifoNo == FIFO_INSTRUCTIONS:
             self._sync()
@@ -456,24 +469,29 @@ class SimulatedADwin:
 
     def SetFifo_Long(self, FifoNo: int, Data: Sequence[int], Count: int) -> None:  # noqa: N802,N803
         """Host -> controller: each value is one 4-byte instruction word (int32)."""
-        self._require_running("SetFifo_Long")
+        if not self._running:
+            self._require_running("SetFifo_Long")
         if FifoNo != FIFO_INSTRUCTIONS:
             raise ParameterRefusedError("SetFifo_Long", f"Data_{FifoNo} is not the "
                                         "instruction FIFO")
         accepted = self._accepted
-        for value in list(Data)[:Count]:
-            word = accepted.get(value)
-            if word is None:
-                word = self._accept(value)
-            try:
-                self.link.send(word)
-            except FifoOverflowError as exc:
-                raise InstructionFifoOverflowError("SetFifo_Long", str(exc)) from exc
-            except DeviceBusyError as exc:
-                raise ControllerBusyError("SetFifo_Long", str(exc)) from exc
-            except Exception as exc:
-                self._fault(exc)
-                raise
+        link = self.link
+        try:
+            for value in (Data[:Count] if type(Data) is list else list(Data)[:Count]):
+                word = accepted.get(value)
+                if word is None:
+                    word = self._accept(value)
+                try:
+                    link.send(word)
+                except FifoOverflowError as exc:
+                    raise InstructionFifoOverflowError("SetFifo_Long", str(exc)) from exc
+                except DeviceBusyError as exc:
+                    raise ControllerBusyError("SetFifo_Long", str(exc)) from exc
+                except Exception as exc:
+                    self._fault(exc)
+                    raise
+        finally:
+            self._drain()  # responses the sends delivered (_sync only looks at due ones)
 
     def _accept(self, value: int) -> bytes:
         """The 4-byte word of FIFO value ``value`` if the controller executes it (else
@@ -500,7 +518,8 @@ class SimulatedADwin:
 
     def GetFifo_Long(self, FifoNo: int, Count: int) -> list[int]:  # noqa: N802,N803
         """Controller -> host: ``Count`` response words (int32)."""
-        self._require_running("GetFifo_Long")
+        if not self._running:
+            self._require_running("GetFifo_Long")
         if FifoNo != FIFO_RESPONSES:
             raise ParameterRefusedError("GetFifo_Long", f"Data_{FifoNo} is not the "
                                         "response FIFO")

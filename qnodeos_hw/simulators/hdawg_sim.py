@@ -686,7 +686,11 @@ class SimulatedHDAWGConnection:
     def _play_polled(self, core: _Core, prog: PolledDIO, word: int, t_ns: int) -> int | None:
         """Run the idle loop up to the first getDIO that sees ``word``; play the request."""
         rate = self._values[self._rate_path]
-        blocks, cycles = self._idle_table(core, prog)
+        cache = core.idle_cache
+        if cache is not None and cache[0] == core.generation:
+            blocks, cycles = cache[1], cache[2]
+        else:
+            blocks, cycles = self._idle_table(core, prog)
         need = math.ceil((t_ns + self.dio_latency_ns - core.enabled_at_ns) * rate / 1e9)
         while core.pos < need:
             if core.shift not in blocks:
@@ -711,8 +715,9 @@ class SimulatedHDAWGConnection:
             req = self._request(core, prog, cw)
         entry, before, after, nxt = req
         n = entry.n_samples
-        t0 = self._t_of(core, core.pos + before, rate)
-        t1 = self._t_of(core, core.pos + before + n, rate)
+        start, pos = core.enabled_at_ns, core.pos + before  # times as in _t_of (inlined)
+        t0 = start + int(round(pos * 1e9 / rate))
+        t1 = start + int(round((pos + n) * 1e9 / rate))
         if entry.i is not None:
             self._dd(core, False, t0)
             if self.backend is not None:

@@ -76,7 +76,7 @@ class QuantumRegistry:
     def apply_affine(self, key, m: Sequence[float], c: Sequence[float] = (0.0, 0.0, 0.0)) -> None:
         """Apply the Bloch map ``r -> M r + c`` (M row-major 9 floats) to qubit ``key``."""
         with self.lock:
-            sub = self._sub(key)
+            sub = self._where.get(key) or self._sub(key)
             if sub.r is not None:
                 x, y, z = sub.r
                 sub.r = [m[0] * x + m[1] * y + m[2] * z + c[0],
@@ -88,7 +88,7 @@ class QuantumRegistry:
     def apply_unitary_1q(self, key, u: np.ndarray, rot: Sequence[float]) -> None:
         """Apply 2x2 unitary ``u`` whose Bloch rotation is ``rot`` (both given, for speed)."""
         with self.lock:
-            sub = self._sub(key)
+            sub = self._where.get(key) or self._sub(key)
             if sub.r is not None:
                 m = rot
                 x, y, z = sub.r
@@ -101,7 +101,7 @@ class QuantumRegistry:
         """Memory channel: precession by ``phi`` (rad) about z, then
         ``x, y -> a x, a y``; ``z -> b z + c``."""
         with self.lock:
-            sub = self._sub(key)
+            sub = self._where.get(key) or self._sub(key)
             if sub.r is not None:
                 x, y, z = sub.r
                 if phi:
@@ -122,7 +122,7 @@ class QuantumRegistry:
     def prob_zero(self, key) -> float:
         """P(outcome 0) of a Z measurement of ``key``."""
         with self.lock:
-            sub = self._sub(key)
+            sub = self._where.get(key) or self._sub(key)
             if sub.r is not None:
                 return 0.5 * (1.0 + sub.r[2])
             return _p0(sub, sub.keys.index(key))
@@ -131,7 +131,7 @@ class QuantumRegistry:
         """Projective Z measurement with uniform random number ``u01``: outcome 0 if
         ``u01 < P(0)``. The qubit is split off in the post-measurement state."""
         with self.lock:
-            sub = self._sub(key)
+            sub = self._where.get(key) or self._sub(key)
             if sub.r is not None:
                 out = 0 if u01 < 0.5 * (1.0 + sub.r[2]) else 1
                 sub.r = [0.0, 0.0, 1.0 if out == 0 else -1.0]
@@ -147,7 +147,7 @@ class QuantumRegistry:
     def reset(self, key, r: Sequence[float]) -> None:
         """Trace ``key`` out of its subsystem and give it Bloch vector ``r``."""
         with self.lock:
-            sub = self._sub(key)
+            sub = self._where.get(key) or self._sub(key)
             if sub.r is not None:
                 sub.r = list(r)
                 return
