@@ -85,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
         c.add_argument("--station", default=None)
         c.add_argument("--out", default=f"out/calibrate-{name}")
         c.add_argument("--seed", type=int, default=1)
+        c.add_argument("--calibration", default=None,
+                       help="input calibration YAML (default: OUT/calibration.yaml, else shipped)")
+        c.add_argument("--noise-model", dest="noise_model", default=None,
+                       help="noise-model YAML for the simulated station's physics")
+        c.add_argument("--shots", type=int, default=None, help="shots per scan point")
     return p
 
 

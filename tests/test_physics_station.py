@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from scipy.optimize import curve_fit
 
-from qnodeos_hw.qdevice import InstructionMessage, Opcode, ResponseKind, decode, encode
+from qnodeos_hw.experiments.fits import fit_dd_decay
+from qnodeos_hw.experiments.scans import Mailbox, dd_decay_scan
+from qnodeos_hw.qdevice import Opcode, ResponseKind
 from qnodeos_hw.qdevice.message import response_of
 from qnodeos_hw.simulators.physics import load_noise_models, nv_node, nv_pair
 
@@ -28,24 +30,13 @@ def program():
     return cal, table, hdawg_program.build_hdawg_program(table, cal)
 
 
-class Sender:
-    """4-byte instruction words through the ADwin driver's mailbox."""
-
-    def __init__(self, adwin):
-        self.adwin, self.seq = adwin, 0
-
-    def __call__(self, op, arg=0):
-        self.seq ^= 1
-        return decode(self.adwin.transact(encode(InstructionMessage(op, 0, arg, self.seq))))
-
-
 def test_rabi_amplitude_sweep_through_the_station_recovers_the_pi_amplitude(program):
     """Sweep the HDAWG output amplitude (QCoDeS parameter) under two x180 table entries:
     P(1) = sin^2(pi a / a_pi); the calibrated pi amplitude is output amplitude 1.0."""
     cal, table, prog = program
     node = nv_lab.open_nv_node(physics=nv_node("rabi", seed=5), name="rabi", program=prog)
     try:
-        tx = Sender(node.adwin)
+        tx = Mailbox(node.adwin)
         x180 = table.by_rotation("x", 1, 0).index
         amps = np.linspace(0.05, 1.0, 20)
         p1 = []
@@ -75,26 +66,16 @@ def test_dd_coherence_scan_through_the_station_recovers_t_coh(program):
     cal, table, prog = program
     node = nv_lab.open_nv_node(physics=nv_node("dd", seed=6), name="dd", program=prog)
     shots = 1000
+    taus = np.linspace(0, 39e6, 7)  # ns, 0 .. 3 T_coh
     try:
-        tx = Sender(node.adwin)
-        x90 = table.by_rotation("x", 1, 1).index
-        xm90 = table.by_rotation("x", 3, 1).index  # 3 pi/2 = -pi/2
-        taus = np.linspace(0, 39e6, 7)  # ns, 0 .. 3 T_coh
-        diff = []
-        for tau in taus:
-            z = 0
-            for last, sign in ((xm90, 1), (x90, -1)):
-                for _ in range(shots):
-                    tx(Opcode.INIT)
-                    tx(Opcode.PLAY, x90)
-                    node.lab.clock.advance(int(tau))
-                    tx(Opcode.PLAY, last)
-                    z += sign * (1 - tx(Opcode.MEASURE).argument)
-            diff.append(z / shots)
+        back, fwd = dd_decay_scan(Mailbox(node.adwin), node.lab.clock.advance,
+                                  table.by_rotation("x", 1, 1).index,
+                                  table.by_rotation("x", 3, 1).index,  # 3 pi/2 = -pi/2
+                                  taus.astype(int), shots)
     finally:
         node.close()
-    popt, _ = curve_fit(lambda t, a, tc: a * np.exp(-t / tc), taus * 1e-9, diff, p0=[0.8, 0.01])
-    assert abs(popt[1] / MODELS.nv.t_coh_s - 1) < 0.10
+    fit = fit_dd_decay(taus * 1e-9, back, fwd, shots)
+    assert abs(fit.params["t_coh_s"] / MODELS.nv.t_coh_s - 1) < 0.10
 
 
 def test_two_stations_in_two_threads_share_each_herald(program):
@@ -107,7 +88,7 @@ def test_two_stations_in_two_threads_share_each_herald(program):
     out = {}
 
     def run(name, attempts=1000):
-        tx = Sender(nodes[name].adwin)
+        tx = Mailbox(nodes[name].adwin)
         out[name] = [response_of(tx(Opcode.ENT_MEASURE)) for _ in range(attempts)]
 
     try:
