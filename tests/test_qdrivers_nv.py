@@ -116,7 +116,7 @@ def test_mapping_is_derived_from_the_table(table_and_program):
     (nv.RotXInstruction(reg=Q0, imm0=Immediate(1), imm1=Immediate(6)), (0,), r"rot_x: .*0\.0490873"),
     (nv.RotYInstruction(reg=Q0, imm0=Immediate(3), imm1=Immediate(9)), (0,), "rot_y: no composition"),
     (nv.ControlledRotXInstruction(reg0=Q0, reg1=Q1, imm0=Immediate(1), imm1=Immediate(1)), (0, 1),
-     "crot_x: a two-qubit gate needs a second qubit"),
+     "crot_x: qubit 1 does not exist on the 1-qubit NV node"),
     (core.InitInstruction(reg=Q0), (2,), "init: qubit 2 does not exist"),
     (core.CreateEPRInstruction(reg0=Q0, reg1=Q0, reg2=Q0, reg3=Q0, reg4=Q0), (0,), "create_epr"),
 ])

@@ -12,7 +12,6 @@ out and looked up; a rotation outside the group (e.g. ``rot_z`` by pi/4) raises
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
 import numpy as np
@@ -21,7 +20,7 @@ from netqasm.lang.instr.flavour import TrappedIonFlavour
 from ..instruments.ion_bridge import IonFPGABridge
 from ..qdevice.clock import Clock
 from ..qdevice.errors import UnsupportedInstructionError
-from ..qdevice.instructions import EntangleMode, Init, Measure, Response, Rotation
+from ..qdevice.instructions import EntangleMode, Init, Measure, PhysicalInstruction, Response, Rotation
 from ..qdevice.message import InstructionMessage
 from ..qdevice.spec import QDeviceSpec, ion_spec
 from ..qdevice.ticklink import TickLink
@@ -30,7 +29,6 @@ from ..sequences.ion_ttl import (ROTATIONS, IonCalibration, IonInstruction, buil
 from .base import UnsupportedNetQASMError
 from .compose import UnitaryComposer
 from .link_driver import LinkQDriver
-from .netqasm_map import physical_instructions
 from .unitaries import rotation_matrix
 
 
@@ -57,41 +55,27 @@ class IonQDriver(LinkQDriver):
         self.bridge = bridge
         self.composer = ion_composer()
 
-    def _compile(self, instr: Any, qubits: tuple[int, ...]) -> tuple[InstructionMessage, ...]:
-        phys = physical_instructions(instr, qubits)
-        out: list[InstructionMessage] = []
-        i = 0
-        while i < len(phys):
-            p = phys[i]
-            if isinstance(p, Init):
-                out.append(play_message(IonInstruction.INIT, p.qubit))
-            elif isinstance(p, Measure):
-                out.append(play_message(IonInstruction.MEASURE, p.qubit))
-            elif isinstance(p, Rotation):
-                j, u = i, np.eye(2, dtype=complex)
-                while j < len(phys) and isinstance(phys[j], Rotation) and phys[j].qubit == p.qubit:
-                    u = rotation_matrix(phys[j].axis, phys[j].angle) @ u
-                    j += 1
-                word = self.composer.compose(u)
-                if word is None:
-                    angles = ", ".join(f"{r.axis.value}:{r.angle:.6g} rad" for r in phys[i:j])
-                    raise UnsupportedNetQASMError(
-                        f"{instr.mnemonic}: rotation ({angles}) is not a multiple of pi/2: the "
-                        "ion node's seven instructions cannot play it")
-                out.extend(play_message(k, p.qubit) for k in word)
-                i = j
-                continue
-            else:
-                raise UnsupportedNetQASMError(
-                    f"{instr.mnemonic}: {type(p).__name__} needs more than one ion; the ion node "
-                    "has a single qubit")
-            i += 1
-        for m in out:
-            if not 0 <= m.qubit < self.spec.num_qubits:
-                raise UnsupportedNetQASMError(
-                    f"{instr.mnemonic}: qubit {m.qubit} does not exist on the "
-                    f"{self.spec.num_qubits}-qubit ion node")
-        return tuple(out)
+    def _play_rotations(self, instr: Any, rotations: tuple[Rotation, ...]
+                        ) -> tuple[InstructionMessage, ...]:
+        u = np.eye(2, dtype=complex)
+        for r in rotations:
+            u = rotation_matrix(r.axis, r.angle) @ u
+        word = self.composer.compose(u)
+        if word is None:
+            angles = ", ".join(f"{r.axis.value}:{r.angle:.6g} rad" for r in rotations)
+            raise UnsupportedNetQASMError(
+                f"{instr.mnemonic}: rotation ({angles}) is not a multiple of pi/2: the ion "
+                "node's seven instructions cannot play it")
+        return tuple(play_message(k, rotations[0].qubit) for k in word)
+
+    def _play_other(self, instr: Any, p: PhysicalInstruction) -> tuple[InstructionMessage, ...]:
+        if isinstance(p, Init):
+            return (play_message(IonInstruction.INIT, p.qubit),)
+        if isinstance(p, Measure):
+            return (play_message(IonInstruction.MEASURE, p.qubit),)
+        raise UnsupportedNetQASMError(
+            f"{instr.mnemonic}: {type(p).__name__} needs more than one ion; the ion node "
+            "has a single qubit")
 
     def entangle(self, qubit: int, mode: EntangleMode, peer: str, attempts: int = 1) -> Response:
         raise UnsupportedInstructionError(

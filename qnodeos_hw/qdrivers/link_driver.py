@@ -18,12 +18,13 @@ import numpy as np
 from netqasm.lang.instr import trapped_ion
 from netqasm.lang.operand import Immediate
 
-from ..qdevice.instructions import (EntangleMode, PhysicalInstruction, Response, ResponseKind,
-                                    Entangle)
+from ..qdevice.instructions import (Entangle, EntangleMode, PhysicalInstruction, Response,
+                                    ResponseKind, Rotation, qubits_of)
 from ..qdevice.message import (InstructionMessage, ResponseMessage, decode, encode,
                                instruction_message, response_of)
 from ..qdevice.spec import QDeviceSpec
-from .base import NotSimulatedError, QDriver, QDriverError
+from .base import NotSimulatedError, QDriver, QDriverError, UnsupportedNetQASMError
+from .netqasm_map import physical_instructions
 
 #: flips the sequence bit and, with it, the parity bit of a controller word
 _SEQ_TOGGLE = 0x41
@@ -80,10 +81,39 @@ class LinkQDriver(QDriver):
         self.instructions_sent = 0
 
     # -- translation ---------------------------------------------------------------------
-    def _compile(self, instr: Any, qubits: tuple[int, ...]) -> tuple[PhysicalInstruction | InstructionMessage, ...]:
-        """Platform-specific: the messages (or generic physical instructions) for one
-        NetQASM instruction. Raise UnsupportedNetQASMError naming it otherwise."""
+    def _play_rotations(self, instr: Any, rotations: tuple[Rotation, ...]
+                        ) -> tuple[InstructionMessage, ...]:
+        """Platform-specific: messages for consecutive rotations of one qubit (time order).
+        Raise UnsupportedNetQASMError naming ``instr`` and the angles when unplayable."""
         raise NotImplementedError
+
+    def _play_other(self, instr: Any, p: PhysicalInstruction) -> tuple[InstructionMessage, ...]:
+        """Platform-specific: messages for an init, measure or two-qubit gate."""
+        raise NotImplementedError
+
+    def _compile(self, instr: Any, qubits: tuple[int, ...]) -> tuple[InstructionMessage, ...]:
+        """The messages of one NetQASM instruction: its physical instructions, runs of
+        rotations on one qubit composed together, every qubit checked against the spec."""
+        phys = physical_instructions(instr, qubits)
+        out: list[InstructionMessage] = []
+        i = 0
+        while i < len(phys):
+            p = phys[i]
+            for q in qubits_of(p):
+                if not 0 <= q < self.spec.num_qubits:
+                    raise UnsupportedNetQASMError(
+                        f"{instr.mnemonic}: qubit {q} does not exist on the "
+                        f"{self.spec.num_qubits}-qubit {self.spec.name} node")
+            if isinstance(p, Rotation):
+                j = i + 1
+                while j < len(phys) and isinstance(phys[j], Rotation) and phys[j].qubit == p.qubit:
+                    j += 1
+                out.extend(self._play_rotations(instr, phys[i:j]))
+                i = j
+            else:
+                out.extend(self._play_other(instr, p))
+                i += 1
+        return tuple(out)
 
     def translate(self, instr: Any, qubits: tuple[int, ...]) -> tuple[int, ...]:
         """Controller words (32-bit ints, seq bit 0) for one NetQASM instruction; cached."""

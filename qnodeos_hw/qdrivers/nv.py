@@ -32,15 +32,14 @@ from typing import Any, Callable
 import numpy as np
 from netqasm.lang.instr.flavour import NVFlavour
 
-from ..qdevice.instructions import (Axis, Init, Measure, PhysicalInstruction, Rotation,
-                                    TwoQubitGate)
+from ..qdevice.errors import UnsupportedInstructionError
+from ..qdevice.instructions import Axis, PhysicalInstruction, Rotation
 from ..qdevice.message import InstructionMessage, Opcode, instruction_message
 from ..qdevice.spec import QDeviceSpec, nv_spec
 from ..waveforms.table import TableEntry, WaveformTable
 from .base import UnsupportedNetQASMError
 from .compose import AngleComposer
 from .link_driver import LinkQDriver, Transport
-from .netqasm_map import physical_instructions
 from .unitaries import phase_key, rotation_matrix
 
 _PAULI = {"x": np.array([[0, 1], [1, 0]], complex), "y": np.array([[0, -1j], [1j, 0]], complex),
@@ -129,42 +128,20 @@ class NVQDriver(LinkQDriver):
         self.controller = controller
         self.mapping = NVMapping(table)
 
-    def _compile(self, instr: Any, qubits: tuple[int, ...]) -> tuple[InstructionMessage, ...]:
-        phys = physical_instructions(instr, qubits)
-        out: list[InstructionMessage] = []
-        i = 0
-        while i < len(phys):
-            p = phys[i]
-            if isinstance(p, Rotation):
-                j = i
-                while j < len(phys) and isinstance(phys[j], Rotation) and phys[j].qubit == p.qubit:
-                    j += 1
-                entries = self.mapping.rotations(list(phys[i:j]))
-                if entries is None:
-                    angles = ", ".join(f"{r.axis.value}:{r.angle!r} rad" for r in phys[i:j])
-                    raise UnsupportedNetQASMError(
-                        f"{instr.mnemonic}: no composition of waveform-table entries plays "
-                        f"rotation ({angles}) within 1e-9 rad")
-                self._check_qubit(instr, p.qubit)
-                out.extend(InstructionMessage(Opcode.PLAY, p.qubit, e) for e in entries)
-                i = j
-                continue
-            if isinstance(p, (Init, Measure)):
-                self._check_qubit(instr, p.qubit)
-                out.append(instruction_message(p))
-            elif isinstance(p, TwoQubitGate):
-                if self.spec.num_qubits < 2:
-                    raise UnsupportedNetQASMError(
-                        f"{instr.mnemonic}: a two-qubit gate needs a second qubit; this NV node "
-                        "has one")
-                self.spec.check(p)
-                out.append(instruction_message(p))
-            else:  # pragma: no cover - physical_instructions returns only the kinds above
-                raise UnsupportedNetQASMError(f"{instr.mnemonic}: {p!r} is not playable")
-            i += 1
-        return tuple(out)
+    def _play_rotations(self, instr: Any, rotations: tuple[Rotation, ...]
+                        ) -> tuple[InstructionMessage, ...]:
+        entries = self.mapping.rotations(list(rotations))
+        if entries is None:
+            angles = ", ".join(f"{r.axis.value}:{r.angle!r} rad" for r in rotations)
+            raise UnsupportedNetQASMError(
+                f"{instr.mnemonic}: no composition of waveform-table entries plays rotation "
+                f"({angles}) within 1e-9 rad")
+        q = rotations[0].qubit
+        return tuple(InstructionMessage(Opcode.PLAY, q, e) for e in entries)
 
-    def _check_qubit(self, instr: Any, q: int) -> None:
-        if not 0 <= q < self.spec.num_qubits:
-            raise UnsupportedNetQASMError(f"{instr.mnemonic}: qubit {q} does not exist on the "
-                                          f"{self.spec.num_qubits}-qubit NV node")
+    def _play_other(self, instr: Any, p: PhysicalInstruction) -> tuple[InstructionMessage, ...]:
+        try:
+            self.spec.check(p)
+        except UnsupportedInstructionError as exc:
+            raise UnsupportedNetQASMError(f"{instr.mnemonic}: {exc}") from exc
+        return (instruction_message(p),)
