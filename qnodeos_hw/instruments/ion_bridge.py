@@ -76,47 +76,8 @@ from ..qdevice.spec import ion_spec
 from ..sequences.ion_ttl import (CLOCK_PERIOD_NS, IonInstruction, TTLSequence, crc32,
                                  encode_sequence, play_message, sequence_index)
 
-START = 0xA5
-MAX_BODY = 512
-ERROR_REPLY = 0xEE
-ASAP_TICK = 0xFFFFFFFF
-NUM_SLOTS = 16
-
-
-class Command(enum.IntEnum):
-    IDN = 0x01
-    WRITE_REG = 0x02
-    READ_REG = 0x03
-    UPLOAD = 0x04
-    SEQ_INFO = 0x05
-    TRIGGER = 0x06
-    QMSG = 0x07
-    READ_PMT = 0x08
-
-
-class Register(enum.IntEnum):
-    PMT_THRESHOLD = 0x00
-    BRIGHT_OUTCOME = 0x01
-    TICK_RATE_HZ = 0x02
-    CLOCK_HZ = 0x03
-    TICK = 0x04
-    LOADED = 0x05
-
-
-class ErrorCode(enum.IntEnum):
-    BAD_CHECKSUM = 1
-    UNKNOWN_COMMAND = 2
-    BAD_LENGTH = 3
-    OVERLONG_FRAME = 4
-    UNKNOWN_SEQUENCE = 5
-    PACING = 6
-    BUSY = 7
-    BAD_SEQUENCE = 8
-    BAD_MESSAGE = 9
-    BAD_REGISTER = 10
-    READ_ONLY = 11
-    BAD_VALUE = 12
-    NO_ION = 13
+from ..sequences.ion_wire import (ASAP_TICK, ERROR_REPLY, MAX_BODY, NUM_SLOTS, START, Command,  # noqa: F401
+                                  ErrorCode, Register, checksum, frame)
 
 
 # --------------------------------------------------------------------------- errors
@@ -261,16 +222,6 @@ class PlayResult:
     duration_ns: int
     counts: int
     response: bytes = b""
-
-
-def checksum(body: bytes) -> int:
-    return (-sum(body)) & 0xFF
-
-
-def frame(cmd: int, payload: bytes = b"") -> bytes:
-    """One wire frame (module docstring)."""
-    body = struct.pack(">H", 1 + len(payload)) + bytes([cmd]) + payload
-    return bytes([START]) + body + bytes([checksum(body)])
 
 
 # --------------------------------------------------------------------------- instrument

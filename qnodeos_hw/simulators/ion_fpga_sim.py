@@ -44,13 +44,10 @@ from typing import Any
 from ..qdevice.errors import MessageError
 from ..qdevice.instructions import Response, ResponseKind
 from ..qdevice.message import InstructionMessage, Opcode, decode, encode, response_message
+from ..sequences.ion_wire import (ASAP_TICK, ERROR_REPLY, MAX_BODY, NUM_SLOTS, START, Command,  # noqa: F401
+                                  ErrorCode, Register, checksum, frame)
 from .qubit_backend import IonQubitBackend
 
-START = 0xA5
-MAX_BODY = 512          # bytes of command + payload
-ERROR_REPLY = 0xEE
-ASAP_TICK = 0xFFFFFFFF
-NUM_SLOTS = 16
 MAX_EDGES = 64
 CLOCK_HZ = 100_000_000
 CLOCK_NS = 10
@@ -61,43 +58,6 @@ NUM_QUBITS = 1
 # FPGA output wiring (bit numbers)
 COOLING, REPUMP, PUMP, QUBIT, PHASE0, PHASE1, PMT_GATE = range(7)
 LINES_MASK = 0x7F
-
-
-class Command(enum.IntEnum):
-    IDN = 0x01
-    WRITE_REG = 0x02
-    READ_REG = 0x03
-    UPLOAD = 0x04
-    SEQ_INFO = 0x05
-    TRIGGER = 0x06
-    QMSG = 0x07
-    READ_PMT = 0x08
-
-
-class Register(enum.IntEnum):
-    PMT_THRESHOLD = 0x00
-    BRIGHT_OUTCOME = 0x01
-    TICK_RATE_HZ = 0x02
-    CLOCK_HZ = 0x03
-    TICK = 0x04
-    LOADED = 0x05
-
-
-class ErrorCode(enum.IntEnum):
-    BAD_CHECKSUM = 1
-    UNKNOWN_COMMAND = 2
-    BAD_LENGTH = 3
-    OVERLONG_FRAME = 4
-    UNKNOWN_SEQUENCE = 5
-    PACING = 6
-    BUSY = 7
-    BAD_SEQUENCE = 8
-    BAD_MESSAGE = 9
-    BAD_REGISTER = 10
-    READ_ONLY = 11
-    BAD_VALUE = 12
-    NO_ION = 13
-
 
 _WRITABLE = {Register.PMT_THRESHOLD: (0, 0xFFFF), Register.BRIGHT_OUTCOME: (0, 1)}
 
@@ -144,16 +104,6 @@ def _intervals(edges: tuple[tuple[int, int], ...]) -> dict[int, list[tuple[int, 
                     out[b].append((rise.pop(b), t))
         prev = m
     return out
-
-
-def checksum(body: bytes) -> int:
-    """Byte that makes the sum of length, command, payload and checksum 0 mod 256."""
-    return (-sum(body)) & 0xFF
-
-
-def frame(cmd: int, payload: bytes = b"") -> bytes:
-    body = struct.pack(">H", 1 + len(payload)) + bytes([cmd]) + payload
-    return bytes([START]) + body + bytes([checksum(body)])
 
 
 def default_ion_backend(seed: int | None = None, name: str = "ion") -> IonQubitBackend:
