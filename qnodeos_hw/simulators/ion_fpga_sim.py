@@ -34,7 +34,6 @@ Playing with no backend attached is refused with error ``NO_ION``.
 from __future__ import annotations
 
 import bisect
-import enum
 import math
 import struct
 import zlib
