@@ -13,7 +13,7 @@ import pytest
 
 from qnodeos_hw.cnpu.network import IdealNetworkFactory, NetworkSettings, run_app_dir
 from qnodeos_hw.qdrivers.base import NotSimulatedError
-from qnodeos_hw.qdrivers.ideal import IdealQDriver
+from qnodeos_hw.qdrivers.ideal import IdealDurations, IdealQDriver
 
 FAST = dict(bin_ns=100_000)
 
@@ -430,11 +430,17 @@ def test_lossy_link_needs_several_bins_and_stays_paired(tmp_path):
     assert res.results["alice"]["m"] == res.results["bob"]["m"]
     fails = [e for e in res.trace.of_kind("entanglement_failed") if e.node == "alice"]
     heralds = [e for e in res.trace.of_kind("entanglement_heralded") if e.node == "alice"]
-    assert len(heralds) == n and len(fails) > n // 2  # p = 0.25, 2 attempts per bin
-    assert all(e.data["attempts"] <= 2 for e in heralds + fails)
-    bob = {e.data["rid"]: e.data["attempts"] for e in res.trace.of_kind("entanglement_heralded")
-           if e.node == "bob"}
-    assert {e.data["rid"]: e.data["attempts"] for e in heralds} == bob
+    assert len(heralds) == n and len(fails) > n // 2  # p = 0.25, one 2-attempt window per bin
+    attempt_ns = IdealDurations().entangle_attempt_ns
+    assert all(e.data["budget"] == 2 for e in heralds + fails)
+    assert all(e.data["window_ns"] == 2 * attempt_ns for e in fails)   # a failed window: 2 attempts
+    assert all(e.data["window_ns"] in (attempt_ns, 2 * attempt_ns) for e in heralds)
+    assert any(e.data["window_ns"] == attempt_ns for e in heralds)    # some herald at attempt 1
+    assert any(e.data["window_ns"] == 2 * attempt_ns for e in heralds)  # ... and some at attempt 2
+    # windows pair up: each pair heralds in the same window (count) at both ends
+    bob = {(e.data["rid"], e.data["pair"]): e.data["window"]
+           for e in res.trace.of_kind("entanglement_heralded") if e.node == "bob"}
+    assert {(e.data["rid"], e.data["pair"]): e.data["window"] for e in heralds} == bob
 
 
 def test_networks_leave_no_threads_behind(tmp_path):

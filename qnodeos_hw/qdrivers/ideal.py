@@ -270,25 +270,32 @@ class IdealLink:
         self._drivers[driver.node] = driver
 
     def herald(self, node: str, qubit: int, mode: EntangleMode, peer: str,
-               now_ns: int, attempt_ns: int) -> tuple[Response, int]:
-        """One attempt of ``node`` with ``peer``: blocks until the peer's matching call.
-        Returns (response, time after the attempt in ns)."""
+               now_ns: int, attempt_ns: int, attempts: int = 1) -> tuple[Response, int]:
+        """One attempt window (up to ``attempts`` attempts, the smaller budget of the two
+        ends) of ``node`` with ``peer``: blocks until the peer's matching call. The first
+        herald is drawn at once (geometric). Returns (response, time after the window in ns)."""
+        if attempts < 1:
+            raise ValueError(f"attempt budget must be >= 1, got {attempts}")
         if peer not in self._drivers:
             raise LinkError(f"node '{node}' asked to entangle with unknown peer '{peer}'")
         with self._cv:
             other = self._waiting.pop((peer, node), None)
             if other is None:
-                self._waiting[(node, peer)] = (qubit, now_ns, mode)
+                self._waiting[(node, peer)] = (qubit, now_ns, mode, attempts)
                 ok = self._cv.wait_for(lambda: (node, peer) in self._results, self.timeout_s)
                 if not ok:
                     self._waiting.pop((node, peer), None)
                     raise LinkError(f"node '{node}': peer '{peer}' did not attempt "
                                     f"entanglement within {self.timeout_s} s")
                 return self._results.pop((node, peer))
-            p_qubit, p_now, p_mode = other
-            t = max(now_ns, p_now) + attempt_ns
+            p_qubit, p_now, p_mode, p_attempts = other
+            budget = min(attempts, p_attempts)
             rng = self.state.rng
-            if rng.random() >= self.p_success:
+            # attempt number of the first herald (1 = the first attempt), geometric
+            first = 1 if self.p_success >= 1 else int(rng.geometric(self.p_success))
+            used = min(first, budget)
+            t = max(now_ns, p_now) + used * attempt_ns
+            if first > budget:
                 self._results[(peer, node)] = (ENT_FAILURE, t)
                 self._cv.notify_all()
                 return ENT_FAILURE, t
@@ -354,11 +361,12 @@ class IdealQDriver(QDriver):
                     f"node '{self.node}' has {self.spec.num_qubits}")
         return h(instr, qubits)
 
-    def entangle(self, qubit: int, mode: EntangleMode, peer: str) -> Response:
+    def entangle(self, qubit: int, mode: EntangleMode, peer: str, attempts: int = 1) -> Response:
+        """One attempt window of up to ``attempts`` attempts with ``peer``."""
         if self.link is None:
             raise LinkError(f"node '{self.node}' has no link to entangle with '{peer}'")
         resp, t = self.link.herald(self.node, qubit, mode, peer, self.clock.now_ns(),
-                                   self.durations.entangle_attempt_ns)
+                                   self.durations.entangle_attempt_ns, attempts)
         if t > self.clock.now_ns():
             self.clock.advance_to(t)
         return resp

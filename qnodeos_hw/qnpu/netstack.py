@@ -6,8 +6,9 @@
   are woken (``notify``) when it changes.
 * :class:`NetworkStack` -- one node's network (kernel) process: in each TDMA time
   bin it serves the head request of each of its links: it reserves a communication
-  qubit, marks itself ready on the board, and once both ends are ready attempts
-  entanglement through the QDriver until success or the bin ends; it then delivers
+  qubit, marks itself ready on the board, and once both ends are ready makes one
+  attempt window through the QDriver (``entangle(..., attempts=attempts_per_bin)``,
+  one controller instruction); it then delivers
   the qubit (ownership moved to the user process by the QMMU) or, on the receiver
   side with no recv request yet, keeps it for the request to come (an open socket
   lets the receiver comply without its own request).
@@ -40,7 +41,9 @@ TYPE_K, TYPE_M = 0, 1
 class TDMASchedule:
     """Network schedule: time bins of ``bin_ns``; bin k belongs to link
     ``links[k % len(links)]`` (all links when ``links`` is empty); in its bin a link
-    gets up to ``attempts_per_bin`` entanglement attempts."""
+    gets one attempt window of up to ``attempts_per_bin`` entanglement attempts (one
+    controller instruction; choose ``bin_ns // attempt duration`` so the window fills
+    the bin; at most 65535, the controller message's budget field)."""
 
     bin_ns: int = 10_000_000
     links: tuple[frozenset, ...] = ()
@@ -50,8 +53,8 @@ class TDMASchedule:
     def __post_init__(self) -> None:
         if self.bin_ns <= 0:
             raise ValueError(f"time bin must be > 0 ns, got {self.bin_ns}")
-        if self.attempts_per_bin < 1:
-            raise ValueError(f"attempts_per_bin must be >= 1, got {self.attempts_per_bin}")
+        if not 1 <= self.attempts_per_bin <= 0xFFFF:
+            raise ValueError(f"attempts_per_bin must be 1..65535, got {self.attempts_per_bin}")
 
     def bin_of(self, t_ns: int) -> int:
         return t_ns // self.bin_ns
@@ -226,6 +229,7 @@ class NetworkStack:
         self._create: dict[int, _CreateTask] = {}  # rid -> task
         self._done: dict[int, int] = {}  # rid -> pairs completed on this side
         self._reserved: dict[int, int] = {}  # rid -> physical qubit reserved for the current pair
+        self._windows: dict[tuple[int, int], int] = {}  # (rid, pair) -> attempt windows so far
         self._recv: dict[tuple[str, int], deque] = {}  # (remote node, my socket) -> recv tasks
         self._held: dict[tuple[str, int], deque] = {}
         self._blocked: list[tuple] = []  # creator-side deliveries waiting for a free vaddr
@@ -393,23 +397,27 @@ class NetworkStack:
         self.board.finish(r, self.node)
 
     def _attempt(self, r: EntRequest, pair: int, peer: str, woken: list[int]) -> None:
+        """One attempt window of ``attempts_per_bin`` attempts (one controller instruction);
+        both ends of the link issue exactly one window per network-process run with the
+        same budget, so the k-th windows of the two ends pair up (their clocks need not
+        agree)."""
         phys = self._reserved[r.rid]
-        attempts = 0
-        while True:
-            resp = self.driver.entangle(phys, EntangleMode.KEEP, peer)
-            attempts += 1
-            if resp.kind is ResponseKind.ENT_SUCCESS:
-                break
-            # both ends make the same number of attempts per network-process run (their
-            # clocks need not agree), so the k-th attempts of the two ends always pair up
-            if attempts >= self.schedule.attempts_per_bin:
-                self.record("entanglement_failed", None, rid=r.rid, pair=pair, attempts=attempts)
-                return
+        budget = self.schedule.attempts_per_bin
+        t0 = self.driver.now_ns()
+        resp = self.driver.entangle(phys, EntangleMode.KEEP, peer, attempts=budget)
+        window_ns = self.driver.now_ns() - t0
+        windows = self._windows[(r.rid, pair)] = self._windows.get((r.rid, pair), 0) + 1
+        if resp.kind is not ResponseKind.ENT_SUCCESS:
+            self.record("entanglement_failed", None, rid=r.rid, pair=pair, budget=budget,
+                        window=windows, window_ns=window_ns)
+            return
+        del self._windows[(r.rid, pair)]
         del self._reserved[r.rid]
         self._done[r.rid] = pair + 1
         t = self.driver.now_ns()
         self.record("entanglement_heralded", None, rid=r.rid, pair=pair, peer=peer,
-                    phys=phys, attempts=attempts, bell_state=resp.bell_index)
+                    phys=phys, budget=budget, window=windows, window_ns=window_ns,
+                    bell_state=resp.bell_index)
         if r.cancelled:
             self._release(phys)
         elif r.creator == self.node:
