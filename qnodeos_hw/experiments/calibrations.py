@@ -89,9 +89,9 @@ class ScanSettings:
     ramsey_shots: int = 200
     ramsey_virtual_hz: float = 4e6         # phase ramp of the last pulse (fringe at detuning - 4 MHz)
     dd_points: int = 8
-    dd_span_t_coh: float = 3.0             # waits 0 .. span x prior T_coh
+    dd_span_t_coh: float = 2.5             # waits 0 .. span x prior T_coh
     dd_prior_t_coh_s: float | None = None  # None: out/noise_model.yaml, else the paper's 13 ms
-    dd_shots: int = 800
+    dd_shots: int = 1200
     ssro_shots: int = 4000
 
     def with_shots(self, shots: int) -> "ScanSettings":

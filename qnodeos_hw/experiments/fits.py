@@ -8,12 +8,13 @@ functions so plots draw exactly what was fitted.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
 
 import numpy as np
-from scipy.optimize import curve_fit
+from scipy.optimize import OptimizeWarning, curve_fit
 
 
 class FitError(RuntimeError):
@@ -72,8 +73,10 @@ def _fit_binomial(name: str, f, x, counts, shots: int, p0, bounds=(-np.inf, np.i
     popt = np.asarray(p0, float)
     for _ in range(passes):
         try:
-            popt, pcov = curve_fit(f, x, y, p0=popt, sigma=s, absolute_sigma=True,
-                                   maxfev=20000, bounds=bounds)
+            with warnings.catch_warnings():  # an infinite covariance is checked in _finish
+                warnings.simplefilter("ignore", OptimizeWarning)
+                popt, pcov = curve_fit(f, x, y, p0=popt, sigma=s, absolute_sigma=True,
+                                       maxfev=20000, bounds=bounds)
         except (RuntimeError, ValueError) as exc:
             raise FitError(name, str(exc)) from exc
         pm = np.clip(f(x, *popt), 0.5 / shots, 1 - 0.5 / shots)
