@@ -138,6 +138,7 @@ def _stream(node, subroutines, shots: int, period_ns: int | None, batched: bool 
     ad.transact(encode(InstructionMessage(Opcode.NOP, 0, 0, 0)))  # warm-up
     s0, seq, n_instr, agree, decided, ones = ad.now_ns(), 1, 0, 0, 0, 0
     ok = (ResponseKind.SUCCESS, ResponseKind.OUTCOME)
+    transact = ad.transact
     t0 = time.perf_counter()
     for i in range(shots):
         k = i % len(subroutines)
@@ -148,11 +149,12 @@ def _stream(node, subroutines, shots: int, period_ns: int | None, batched: bool 
             ad.send_instructions(list(w))
             resps = ad.read_responses(len(w))
         else:
-            resps = [ad.transact(x) for x in w]
-        msgs = [decode(r) for r in resps]
-        if any(m.kind not in ok for m in msgs):
-            raise RuntimeError(f"subroutine {k}: device answered {[m.kind.name for m in msgs]}")
-        outcome = msgs[-1].argument
+            resps = [transact(x) for x in w]
+        for r in resps:
+            m = decode(r)
+            if m.kind not in ok:
+                raise RuntimeError(f"subroutine {k}: device answered {m.kind.name}")
+        outcome = m.argument  # the MEASURE's
         ones += outcome
         ideal = subroutines[k][1]
         if ideal is not None:

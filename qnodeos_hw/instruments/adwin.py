@@ -99,6 +99,9 @@ class ADwinController(Instrument):
                 raise ValueError(f"ADwin address must be a device number, got {address!r}")
             adwin = _open_adwin(name, int(self.address))
         self.adwin = adwin
+        #: instruction-FIFO slots known to be free: a lower bound, since only the controller
+        #: takes words out (this driver is the FIFO's only writer); re-read when too low
+        self._fifo_credit = 0
         self.cpu_clock_hz = int(cpu_clock_hz)
         self.poll_interval_s = poll_interval_s
         try:
@@ -205,19 +208,36 @@ class ADwinController(Instrument):
         self.dio_flag_bit(flag_bit)
 
     # -- the QDevice mailbox -----------------------------------------------------------------
+    def _reserve(self, n: int, what: str) -> None:
+        """Make sure ``n`` instruction-FIFO slots are free (asks the controller only when
+        the known-free count is too low); :class:`MailboxFullError` naming ``what``."""
+        if self._fifo_credit < n:
+            self._fifo_credit = int(self.adwin.Fifo_Empty(FIFO_INSTRUCTIONS))
+            if self._fifo_credit < n:
+                raise MailboxFullError(f"{self.name}: instruction FIFO full ({self._fifo_credit} "
+                                       f"free slots for {what}); nothing sent")
+
+    def _put(self, values: list[int]) -> None:
+        self._fifo_credit -= len(values)
+        try:
+            self.adwin.SetFifo_Long(FIFO_INSTRUCTIONS, values, len(values))
+        except BaseException:
+            self._fifo_credit = 0  # unknown how many went in: ask next time
+            raise
+
     def send_instruction(self, word: bytes) -> None:
         """Put one 4-byte instruction message into the instruction FIFO.
 
         Raises :class:`MailboxFullError` (nothing sent) when the FIFO has no free slot;
         the backend's own refusals (malformed word, unsupported opcode, busy) propagate.
+        Free slots are asked for (``Fifo_Empty``) only when the count known from the last
+        answer is used up: the controller only ever frees slots.
         """
         if len(word) != 4:
             raise ValueError(f"an instruction is 4 bytes, got {len(word)}")
-        a = self.adwin
-        if a.Fifo_Empty(FIFO_INSTRUCTIONS) < 1:
-            raise MailboxFullError(f"{self.name}: instruction FIFO full; {bytes(word).hex()} "
-                                   "not sent")
-        a.SetFifo_Long(FIFO_INSTRUCTIONS, [int.from_bytes(word, "big", signed=True)], 1)
+        if self._fifo_credit < 1:
+            self._reserve(1, bytes(word).hex())
+        self._put([int.from_bytes(word, "big", signed=True)])
 
     def send_instructions(self, words: list[bytes]) -> None:
         """Put several 4-byte words into the instruction FIFO in one block transfer
@@ -225,13 +245,8 @@ class ADwinController(Instrument):
         if they do not all fit."""
         if any(len(w) != 4 for w in words):
             raise ValueError("every instruction is 4 bytes")
-        a = self.adwin
-        free = a.Fifo_Empty(FIFO_INSTRUCTIONS)
-        if free < len(words):
-            raise MailboxFullError(f"{self.name}: {len(words)} instructions, {free} free FIFO "
-                                   "slots; nothing sent")
-        a.SetFifo_Long(FIFO_INSTRUCTIONS, [int.from_bytes(w, "big", signed=True) for w in words],
-                       len(words))
+        self._reserve(len(words), f"{len(words)} instructions")
+        self._put([int.from_bytes(w, "big", signed=True) for w in words])
 
     def read_responses(self, count: int, timeout_s: float = 1.0) -> list[bytes]:
         """``count`` responses in order (each waited for up to ``timeout_s``)."""

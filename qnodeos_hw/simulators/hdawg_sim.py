@@ -692,19 +692,24 @@ class SimulatedHDAWGConnection:
         else:
             blocks, cycles = self._idle_table(core, prog)
         need = math.ceil((t_ns + self.dio_latency_ns - core.enabled_at_ns) * rate / 1e9)
-        while core.pos < need:
-            if core.shift not in blocks:
+        pos, shift = core.pos, core.shift
+        while pos < need:
+            block = blocks.get(shift)
+            if block is None:
+                core.pos, core.shift = pos, shift
                 raise HDAWGSimError(f"AWG core {core.index}: the program has no idle block "
-                                    f"for DD shift {core.shift}")
-            cyc = cycles[core.shift]
-            if cyc and need - core.pos > cyc:
-                core.pos += int((need - core.pos) // cyc) * cyc
+                                    f"for DD shift {shift}")
+            cyc = cycles[shift]
+            if cyc and need - pos > cyc:  # skip whole idle cycles at once
+                pos += int((need - pos) // cyc) * cyc
                 continue
-            n, core.shift = blocks[core.shift]
+            n, shift = block
             if n <= 0:
+                core.pos, core.shift = pos, shift
                 raise HDAWGSimError(f"AWG core {core.index}: idle block of shift "
-                                    f"{core.shift} plays nothing")
-            core.pos += n
+                                    f"{shift} plays nothing")
+            pos += n
+        core.pos, core.shift = pos, shift
         bit = (word >> prog.toggle_bit) & 1
         if bit == core.toggle_seen:
             return None  # no new request: the loop goes on idling
@@ -719,11 +724,12 @@ class SimulatedHDAWGConnection:
         t0 = start + int(round(pos * 1e9 / rate))
         t1 = start + int(round((pos + n) * 1e9 / rate))
         if entry.i is not None:
-            self._dd(core, False, t0)
+            if core.dd_on:
+                self._dd(core, False, t0)
             if self.backend is not None:
                 self.backend.play_mw(self.qubit_of_core[core.index], entry.key, entry.i,
                                      entry.q, rate, t0)
-            if core.program.dd_idle:
+            if core.program.dd_idle and not core.dd_on:
                 self._dd(core, True, t1)
         self._play_rows.append((t0, t1, core.index, cw, cw, entry.wave_index, n))
         core.pos += before + n + after
