@@ -7,9 +7,8 @@ import threading
 
 import numpy as np
 import pytest
-from scipy.optimize import curve_fit
 
-from qnodeos_hw.experiments.fits import fit_dd_decay
+from qnodeos_hw.experiments.fits import fit_dd_decay, fit_rabi
 from qnodeos_hw.experiments.scans import Mailbox, dd_decay_scan
 from qnodeos_hw.qdevice import Opcode, ResponseKind
 from qnodeos_hw.qdevice.message import response_of
@@ -39,23 +38,22 @@ def test_rabi_amplitude_sweep_through_the_station_recovers_the_pi_amplitude(prog
         tx = Mailbox(node.adwin)
         x180 = table.by_rotation("x", 1, 0).index
         amps = np.linspace(0.05, 1.0, 20)
-        p1 = []
+        ones = []
         for a in amps:
             node.hdawg.ch1.amplitude(float(a))
             node.hdawg.ch2.amplitude(float(a))
-            ones = 0
+            k = 0
             for _ in range(200):
                 assert tx(Opcode.INIT).kind is ResponseKind.SUCCESS
                 tx(Opcode.PLAY, x180)
                 tx(Opcode.PLAY, x180)
-                ones += tx(Opcode.MEASURE).argument
-            p1.append(ones / 200)
+                k += tx(Opcode.MEASURE).argument
+            ones.append(k)
     finally:
         node.close()
-    popt, _ = curve_fit(lambda a, api, c, o: o + c * np.sin(np.pi * a / api) ** 2, amps, p1,
-                        p0=[0.9, 0.9, 0.05])
-    assert abs(popt[0] - 1.0) < 0.02
-    pi_amp = cal.pulses[cal.gate_shape].pi_amplitude * popt[0]
+    a_pi = fit_rabi(amps, ones, 200, pulses=2).params["a_pi"]  # P(1) = o + c sin^2(pi a / a_pi)
+    assert abs(a_pi - 1.0) < 0.02
+    pi_amp = cal.pulses[cal.gate_shape].pi_amplitude * a_pi
     assert pi_amp == pytest.approx(cal.pulses[cal.gate_shape].pi_amplitude, rel=0.02)
 
 
