@@ -29,6 +29,15 @@ shipped default; when it differs from the newest stored version it is stored
 first, so the history always holds what the new version replaced.
 
 On a simulated station the JSON also holds the physics model's true values.
+
+Order and caveats: run ``ramsey`` and correct the MW frequency first when the
+detuning is large: the 150 ns pi pulse has a mean Rabi frequency of only 3.3 MHz,
+so a detuning biases the Rabi fit (-0.06 % at 0.4 MHz, -0.4 % at 1 MHz, -1.8 % at
+2 MHz). ``rabi`` updates the gate shape only (the DD pulses too when ``dd_shape``
+is the same shape). ``ssro`` prepares |1> with the current calibration's pi pulse,
+so run ``rabi`` before it. The Ramsey fringe's decay (T2*) is fitted and reported
+when resolved, but the simulated physics applies no dephasing inside a played
+waveform, so on the simulated station it never is.
 """
 
 from __future__ import annotations
