@@ -185,7 +185,7 @@ class TickLink:
                 raise FifoOverflowError(
                     f"instruction FIFO full ({self.fifo_depth} entries) at tick {tick}; "
                     f"{message.hex()} not sent")
-        p = _Pending(bytes(message), tick)
+        p = _Pending(message if type(message) is bytes else bytes(message), tick)
         self._last_host_tick = tick
         if self.record:
             self._log(tick, Direction.TO_DEVICE, p.message)

@@ -148,15 +148,16 @@ class _LinkClock:
     """The node clock as seen by the tick link: a response processed late (the host
     moved the shared clock on meanwhile) is stamped at its tick without moving time back."""
 
-    __slots__ = ("_clock", "now_ns")
+    __slots__ = ("_clock", "now_ns", "_advance")
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self.now_ns = clock.now_ns  # the node clock's own method (no extra call layer)
+        self._advance = clock.advance_to
 
     def advance_to(self, t_ns: int) -> None:
-        if t_ns > self._clock.now_ns():
-            self._clock.advance_to(t_ns)
+        if t_ns > self.now_ns():
+            self._advance(t_ns)
 
 
 class _ControllerProcess:
@@ -442,17 +443,20 @@ class SimulatedADwin:
         if not self._running:
             self._require_running("Fifo_Full")
         if FifoNo == FIFO_RESPONSES:
-            self._sync()
-            link = self.link
-            if not self._responses and link.sent != link.answered:  # link.outstanding
+            link, responses = self.link, self._responses
+            if link.next_response_ns <= self.clock.now_ns():
+                self._sync()
+            if not responses and link.sent != link.answered:  # link.outstanding
                 try:
-                    r = self.link.wait_response()
+                    r = link.wait_response()
                 except Exception as exc:
                     self._fault(exc)
                     raise
-                self._responses.append(_word_value(r))
-                self._drain()  # time is at that response's tick: nothing else is due
-            return len(self._responses)
+                responses.append(int.from_bytes(r, "big", signed=True))
+                # time is at that response's tick: nothing else is due; drain the link
+                while (r := link.poll()) is not None:
+                    responses.append(int.from_bytes(r, "big", signed=True))
+            return len(responses)
         if FifoNo == FIFO_INSTRUCTIONS:
             self._sync()
             return max(0, self.link.outstanding - 1)
@@ -523,12 +527,13 @@ class SimulatedADwin:
         if FifoNo != FIFO_RESPONSES:
             raise ParameterRefusedError("GetFifo_Long", f"Data_{FifoNo} is not the "
                                         "response FIFO")
-        self._sync()
+        if self.link.next_response_ns <= self.clock.now_ns():
+            self._sync()
         if Count > len(self._responses):
             raise FifoUnderflowError("GetFifo_Long", f"{Count} values requested, "
                                      f"{len(self._responses)} in the response FIFO")
         pop = self._responses.popleft
-        return [pop() for _ in range(Count)]
+        return [pop()] if Count == 1 else [pop() for _ in range(Count)]
 
     # not part of the vendor API: for tests and tracing
     @property

@@ -723,19 +723,27 @@ class SimulatedHDAWGConnection:
         start, pos = core.enabled_at_ns, core.pos + before  # times as in _t_of (inlined)
         t0 = start + int(round(pos * 1e9 / rate))
         t1 = start + int(round((pos + n) * 1e9 / rate))
+        idx = core.index
         if entry.i is not None:
+            # DD stops for the entry and resumes after it: self._dd(...), inlined (hot path)
+            be, q = self.backend, self.qubit_of_core[idx]
             if core.dd_on:
-                self._dd(core, False, t0)
-            if self.backend is not None:
-                self.backend.play_mw(self.qubit_of_core[core.index], entry.key, entry.i,
-                                     entry.q, rate, t0)
-            if core.program.dd_idle and not core.dd_on:
-                self._dd(core, True, t1)
-        self._play_rows.append((t0, t1, core.index, cw, cw, entry.wave_index, n))
-        core.pos += before + n + after
+                core.dd_on = False
+                self._dd_rows.append((t0, idx, False))
+                if be is not None:
+                    be.set_dd(q, False, t0)
+            if be is not None:
+                be.play_mw(q, entry.key, entry.i, entry.q, rate, t0)
+            if core.program.dd_idle:
+                core.dd_on = True
+                self._dd_rows.append((t1, idx, True))
+                if be is not None:
+                    be.set_dd(q, True, t1)
+        self._play_rows.append((t0, t1, idx, cw, cw, entry.wave_index, n))
+        core.pos = pos = core.pos + before + n + after
         core.shift = nxt
-        core.busy_until_ns = self._t_of(core, core.pos, rate)
-        return core.busy_until_ns
+        core.busy_until_ns = end = start + int(round(pos * 1e9 / rate))  # self._t_of(...)
+        return end
 
     def _request(self, core: _Core, prog: PolledDIO, cw: int) -> tuple[_Entry, int, int, int]:
         """What a request for codeword ``cw`` plays: (entry, samples before it, samples

@@ -101,8 +101,11 @@ class NVNode(NodeBase):
     def play_mw(self, qubit: int, key: Hashable, wave_i: np.ndarray, wave_q: np.ndarray,
                 sample_rate_hz: float, t_ns: int) -> None:
         """Apply the waveform's unitary to ``qubit`` at ``t_ns`` (pulse start)."""
-        entry = self._lookup(key, wave_i, wave_q, sample_rate_hz)
-        k = self.advance(qubit, t_ns, restart=True)
+        entry = self._cache.get(key)
+        if (entry is None or entry[2] is not wave_i or entry[3] is not wave_q
+                or entry[4] != sample_rate_hz):  # the same arrays again: a hit (hot path)
+            entry = self._lookup(key, wave_i, wave_q, sample_rate_hz)
+        k = self.advance(qubit, t_ns, True)
         self.registry.apply_unitary_1q(k, entry[0], entry[1])
 
     def apply_gate(self, qubits: Sequence[int], unitary: np.ndarray, t_ns: int) -> None:
@@ -119,8 +122,9 @@ class NVNode(NodeBase):
 
     def set_dd(self, qubit: int, on: bool, t_ns: int) -> None:
         """DD starts/stops at ``t_ns``: the decay so far uses the old mode."""
-        self.advance(qubit, t_ns, restart=self._dd[qubit] != bool(on))
-        self._dd[qubit] = bool(on)
+        on = bool(on)
+        self.advance(qubit, t_ns, self._dd[qubit] != on)
+        self._dd[qubit] = on
 
     def dd_on(self, qubit: int) -> bool:
         """Whether DD is currently protecting ``qubit``."""
