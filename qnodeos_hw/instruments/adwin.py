@@ -237,7 +237,13 @@ class ADwinController(Instrument):
             raise ValueError(f"an instruction is 4 bytes, got {len(word)}")
         if self._fifo_credit < 1:
             self._reserve(1, bytes(word).hex())
-        self._put([int.from_bytes(word, "big", signed=True)])
+        self._fifo_credit -= 1  # self._put([...]), inlined (hot path)
+        try:
+            self.adwin.SetFifo_Long(FIFO_INSTRUCTIONS, [int.from_bytes(word, "big", signed=True)],
+                                    1)
+        except BaseException:
+            self._fifo_credit = 0  # unknown whether it went in: ask next time
+            raise
 
     def send_instructions(self, words: list[bytes]) -> None:
         """Put several 4-byte words into the instruction FIFO in one block transfer

@@ -123,13 +123,15 @@ class TickLink:
         return self.sent - self.answered
 
     def _start(self, p: _Pending, tick: int) -> None:
-        duration = self.device.start(p.message, tick * self.tick_ns)
+        tick_ns = self.tick_ns
+        duration = self.device.start(p.message, tick * tick_ns)
         if duration < 0:
             raise TickLinkError(f"device reported negative duration {duration} ns")
+        ticks = -(-duration // tick_ns)
         p.start_tick = tick
-        p.response_tick = tick + max(1, -(-duration // self.tick_ns))
+        p.response_tick = response_tick = tick + (ticks if ticks > 1 else 1)
         self._current = p
-        self.next_response_ns = p.response_tick * self.tick_ns
+        self.next_response_ns = response_tick * tick_ns
 
     def _log(self, tick: int, direction: Direction, msg: bytes) -> None:
         if self.record:
@@ -167,14 +169,16 @@ class TickLink:
         if len(message) != MESSAGE_BYTES:
             raise TickLinkError(f"instruction must be {MESSAGE_BYTES} bytes, got {len(message)}")
         tick_ns, clock = self.tick_ns, self.clock
-        tick = -(-clock.now_ns() // tick_ns)  # self.now_tick, inlined (hot path)
+        now = clock.now_ns()
+        tick = -(-now // tick_ns)  # self.now_tick, inlined (hot path)
         if tick <= self._last_host_tick:
             tick = self._last_host_tick + 1
         t_ns = tick * tick_ns
         # self.advance_to(t_ns), inlined (hot path)
         if self.next_response_ns <= t_ns:
             self._deliver_until(t_ns)
-        if t_ns > clock.now_ns():
+            now = clock.now_ns()
+        if t_ns > now:
             clock.advance_to(t_ns)
         if self._current is not None:  # busy at this tick (its response tick is later)
             if self.policy is BusyPolicy.REFUSE:

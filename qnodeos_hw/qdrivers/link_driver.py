@@ -28,6 +28,7 @@ from .netqasm_map import physical_instructions
 
 #: flips the sequence bit and, with it, the parity bit of a controller word
 _SEQ_TOGGLE = 0x41
+_OUTCOME, _SUCCESS = ResponseKind.OUTCOME, ResponseKind.SUCCESS  # hot-path constants
 
 
 #: instructions that act on every qubit of the device (no qubit operand)
@@ -149,9 +150,9 @@ class LinkQDriver(QDriver):
         for word in self.translate(instr, qubits):
             msg = self._send(word, instr)
             kind = msg.kind
-            if kind is ResponseKind.OUTCOME:
+            if kind is _OUTCOME:
                 outcome = msg.argument
-            elif kind is not ResponseKind.SUCCESS:
+            elif kind is not _SUCCESS:
                 raise DeviceFailureError(
                     f"{getattr(instr, 'mnemonic', instr)} on qubits {qubits}: device answered "
                     f"{response_of(msg).kind.name} to {word.to_bytes(4, 'big').hex()}")

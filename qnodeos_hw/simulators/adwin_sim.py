@@ -66,6 +66,14 @@ CONTROLLER_PROCESS = "qnodeos_nv_controller"
 _READ_ONLY_PARS = frozenset({PAR_TICKS, PAR_INSTRUCTIONS})
 _SUPPORTED = frozenset({Opcode.NOP, Opcode.INIT, Opcode.MEASURE, Opcode.ENT_KEEP,
                         Opcode.ENT_MEASURE, Opcode.PLAY})
+# enum members as module constants: the hot path compares against these (an Enum class
+# attribute lookup costs several times a global lookup)
+_OP_PLAY, _OP_NOP, _OP_INIT, _OP_MEASURE, _OP_ENT_MEASURE = (
+    Opcode.PLAY, Opcode.NOP, Opcode.INIT, Opcode.MEASURE, Opcode.ENT_MEASURE)
+# response kinds as plain ints (cheap to hash in the response-word cache key)
+_R_SUCCESS, _R_FAILURE, _R_OUTCOME, _R_ENT_SUCCESS, _R_ENT_FAILURE = (
+    int(ResponseKind.SUCCESS), int(ResponseKind.FAILURE), int(ResponseKind.OUTCOME),
+    int(ResponseKind.ENT_SUCCESS), int(ResponseKind.ENT_FAILURE))
 _ACCEPTED_MAX = 1 << 16  # distinct instruction words remembered as validated
 
 
@@ -176,7 +184,7 @@ class _ControllerProcess:
         par = o._par
         par[PAR_INSTRUCTIONS] += 1
         outcome, bell = None, 0
-        if op is Opcode.PLAY:
+        if op is _OP_PLAY:
             bit = par[PAR_DIO_FLAG_BIT]
             if par[PAR_DIO_PROTOCOL] == DIO_PROTOCOL_TOGGLE:
                 self.toggle ^= 1
@@ -188,16 +196,16 @@ class _ControllerProcess:
             if end is None:
                 raise AWGNoResponseError("SetFifo_Long", f"AWG played nothing for codeword "
                                          f"{msg.argument} (DIO word 0x{word:08x})")
-            kind = ResponseKind.SUCCESS
+            kind = _R_SUCCESS
             duration = end - t_ns + o.awg_done_latency_ns
-        elif op is Opcode.NOP:
-            kind, duration = ResponseKind.SUCCESS, 0
+        elif op is _OP_NOP:
+            kind, duration = _R_SUCCESS, 0
         else:
             be = o.backend
             if be is None:
                 raise InstructionRejectedError("SetFifo_Long", f"{op.name}: no qubit backend "
                                                "wired to the simulated controller")
-            if op is Opcode.INIT:
+            if op is _OP_INIT:
                 t = t_ns
                 passed = False
                 threshold, window = par[PAR_CR_THRESHOLD], par[PAR_CR_CHECK_NS]
@@ -210,13 +218,13 @@ class _ControllerProcess:
                 if passed:
                     be.initialize(q, t)
                     t += par[PAR_INIT_NS]
-                kind = ResponseKind.SUCCESS if passed else ResponseKind.FAILURE
+                kind = _R_SUCCESS if passed else _R_FAILURE
                 duration = t - t_ns
-            elif op is Opcode.MEASURE:
-                kind, outcome = ResponseKind.OUTCOME, int(be.readout(q, t_ns))
+            elif op is _OP_MEASURE:
+                kind, outcome = _R_OUTCOME, int(be.readout(q, t_ns))
                 duration = par[PAR_READOUT_NS]
             else:  # ENT_KEEP / ENT_MEASURE: an attempt window of argument attempts
-                measure = op is Opcode.ENT_MEASURE
+                measure = op is _OP_ENT_MEASURE
                 budget = max(1, msg.argument)
                 if budget == 1:
                     heralded, bell, outcome = be.entangle(q, t_ns, measure)
@@ -224,17 +232,17 @@ class _ControllerProcess:
                 else:
                     heralded, bell, outcome, used = be.entangle_window(q, t_ns, measure, budget)
                 if heralded:
-                    kind, bell = ResponseKind.ENT_SUCCESS, int(bell)
+                    kind, bell = _R_ENT_SUCCESS, int(bell)
                     outcome = outcome if measure else None
                 else:
-                    kind, bell, outcome = ResponseKind.ENT_FAILURE, 0, None
+                    kind, bell, outcome = _R_ENT_FAILURE, 0, None
                 duration = (used * par[PAR_ENT_ATTEMPT_NS]
                             + (par[PAR_READOUT_NS] if measure and heralded else 0))
         key = (kind, outcome, bell, q, msg.seq)
         raw = self._encoded.get(key)
         if raw is None:  # first time: build (and validate) the response word
-            raw = self._encoded[key] = encode(response_message(Response(kind, outcome, bell),
-                                                               q, msg.seq))
+            resp = Response(ResponseKind(kind), outcome, bell)
+            raw = self._encoded[key] = encode(response_message(resp, q, msg.seq))
         self._pending.append(raw)
         return int(duration)
 
@@ -494,8 +502,10 @@ class SimulatedADwin:
                 except Exception as exc:
                     self._fault(exc)
                     raise
-        finally:
-            self._drain()  # responses the sends delivered (_sync only looks at due ones)
+        finally:  # responses the sends delivered (_sync only looks at due ones): self._drain()
+            responses, poll = self._responses, link.poll
+            while (r := poll()) is not None:
+                responses.append(int.from_bytes(r, "big", signed=True))
 
     def _accept(self, value: int) -> bytes:
         """The 4-byte word of FIFO value ``value`` if the controller executes it (else

@@ -614,8 +614,13 @@ class SimulatedHDAWGConnection:
         """
         word = int(word)
         self._values[self._dio_input_path] = word
+        qoc, cores = self.qubit_of_core, self._cores
+        if len(qoc) == 1:  # one driving core (the usual wiring): no scan
+            for idx in qoc:
+                return self._play_codeword(cores[idx], word, t_ns) \
+                    if 0 <= idx < len(cores) else None
         end: int | None = None
-        for core in self._cores:
+        for core in cores:
             if core.index not in self.qubit_of_core:
                 continue
             t = self._play_codeword(core, word, t_ns)

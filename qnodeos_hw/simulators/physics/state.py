@@ -87,7 +87,9 @@ class QuantumRegistry:
 
     def apply_unitary_1q(self, key, u: np.ndarray, rot: Sequence[float]) -> None:
         """Apply 2x2 unitary ``u`` whose Bloch rotation is ``rot`` (both given, for speed)."""
-        with self.lock:
+        lock = self.lock  # acquire/release: cheaper than `with` on the hot path
+        lock.acquire()
+        try:
             sub = self._where.get(key) or self._sub(key)
             if sub.r is not None:
                 m = rot
@@ -96,11 +98,15 @@ class QuantumRegistry:
                          m[6] * x + m[7] * y + m[8] * z]
             else:
                 _apply_1q(sub, sub.keys.index(key), u)
+        finally:
+            lock.release()
 
     def decohere(self, key, a: float, b: float, c: float, phi: float = 0.0) -> None:
         """Memory channel: precession by ``phi`` (rad) about z, then
         ``x, y -> a x, a y``; ``z -> b z + c``."""
-        with self.lock:
+        lock = self.lock  # acquire/release: cheaper than `with` on the hot path
+        lock.acquire()
+        try:
             sub = self._where.get(key) or self._sub(key)
             if sub.r is not None:
                 x, y, z = sub.r
@@ -117,6 +123,8 @@ class QuantumRegistry:
                 d1 = t[:, 1, :, :, 1, :]
                 t[:, 0, :, :, 0, :] = d0 * ((1 + b + c) / 2) + d1 * ((1 - b + c) / 2)
                 t[:, 1, :, :, 1, :] = d0 * ((1 - b - c) / 2) + d1 * ((1 + b - c) / 2)
+        finally:
+            lock.release()
 
     # -------------------------------------------------------------- measurement
     def prob_zero(self, key) -> float:
@@ -130,7 +138,9 @@ class QuantumRegistry:
     def measure(self, key, u01: float) -> int:
         """Projective Z measurement with uniform random number ``u01``: outcome 0 if
         ``u01 < P(0)``. The qubit is split off in the post-measurement state."""
-        with self.lock:
+        lock = self.lock  # acquire/release: cheaper than `with` on the hot path
+        lock.acquire()
+        try:
             sub = self._where.get(key) or self._sub(key)
             if sub.r is not None:
                 out = 0 if u01 < 0.5 * (1.0 + sub.r[2]) else 1
@@ -143,10 +153,14 @@ class QuantumRegistry:
             rest = _tensor(sub, k)[:, out, :, :, out, :] / p
             self._replace(sub, k, rest, [0.0, 0.0, 1.0 if out == 0 else -1.0])
             return out
+        finally:
+            lock.release()
 
     def reset(self, key, r: Sequence[float]) -> None:
         """Trace ``key`` out of its subsystem and give it Bloch vector ``r``."""
-        with self.lock:
+        lock = self.lock  # acquire/release: cheaper than `with` on the hot path
+        lock.acquire()
+        try:
             sub = self._where.get(key) or self._sub(key)
             if sub.r is not None:
                 sub.r = list(r)
@@ -154,6 +168,8 @@ class QuantumRegistry:
             k = sub.keys.index(key)
             t = _tensor(sub, k)
             self._replace(sub, k, t[:, 0, :, :, 0, :] + t[:, 1, :, :, 1, :], list(r))
+        finally:
+            lock.release()
 
     def _replace(self, sub: _Sub, k: int, rest: np.ndarray, r: list) -> None:
         key = sub.keys[k]
