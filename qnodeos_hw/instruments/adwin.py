@@ -279,7 +279,11 @@ class ADwinController(Instrument):
     def transact(self, word: bytes, timeout_s: float = 1.0) -> bytes:
         """Send one instruction and wait for a response (the link must be idle)."""
         self.send_instruction(word)
-        return self.read_response(timeout_s)
+        a = self.adwin
+        if a.Fifo_Full(FIFO_RESPONSES) < 1:  # not there yet: poll for it
+            return self.read_response(timeout_s)
+        value = a.GetFifo_Long(FIFO_RESPONSES, 1)[0]  # self.read_response(), inlined (hot path)
+        return (int(value) & 0xFFFFFFFF).to_bytes(4, "big")
 
     def now_ns(self) -> int:
         """Controller time (ns) = tick counter x tick period (tick resolution)."""

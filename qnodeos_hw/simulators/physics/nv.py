@@ -153,7 +153,7 @@ class NVNode(NodeBase):
     def readout(self, qubit: int, t_ns: int) -> int:
         """Single-shot readout: projective on the true outcome, reported bit flipped
         with probability 1-F0 (true 0) or 1-F1 (true 1). DD off afterwards."""
-        k = self.advance(qubit, t_ns, restart=True)
+        k = self.advance(qubit, t_ns, True)
         self._dd[qubit] = False
         true = self.registry.measure(k, self.random.uniform())
         u = self.random.uniform()
