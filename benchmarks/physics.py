@@ -17,9 +17,10 @@ them, through the ADwin QCoDeS driver -> simulated ADwin (tick loop, CR check) -
   it shows the physics really ran (readout/initialisation infidelity keeps it < 1).
   Goal (issue 5): sim_over_wall >= 100.
 
-Other paths, reported under ``modes`` (the dense ones have no idle time at all, so
-their sim_over_wall is bounded by the instruments' own durations: ~27 us of simulated
-time per instruction, see ``nv_backend`` for the physics model's own cost):
+Other paths, reported under ``modes``. The dense ones have no idle time at all, so
+their sim_over_wall is bounded by the instruments' own durations (through the station
+~80 us of simulated time per instruction: INIT ~70 us, PLAY waits for the next XY8 block
+boundary and plays the entry's 80 us XY8 tail, MEASURE 10 us):
 
 * ``nv_stack``   -- dense stream of INIT, PLAY(x180), MEASURE through the same station.
 * ``nv_stack_batched`` -- ``nv_stack`` with each shot's three words sent in one FIFO block
@@ -348,7 +349,7 @@ def main(argv: list[str] | None = None) -> dict:
             "headline_mode": head, "path": top["path"],
             "definition": "simulated node time (s, DD idle between subroutines included) per "
                           "wall second, headline_mode's workload",
-            "goal_sim_over_wall": 100,
+            "goal_sim_over_wall": 100, "goal_met": top["sim_over_wall"] >= 100,
             "dense_sim_over_wall": modes["nv_stack"].get("sim_over_wall"),
             "modes": {k: {kk: v[kk] for kk in keep if kk in v} if "path" in v else v
                       for k, v in modes.items()}}
