@@ -37,6 +37,9 @@ class NodeBase:
         self._dd = [False] * num_qubits  # DD protecting the qubit (NV nodes switch it)
         #: start of the current free-evolution segment (DD off, no pulse) per qubit (ns)
         self._free_since = [int(t0_ns)] * num_qubits
+        # end of the pulse last played on the qubit: its evolution up to there is in the
+        # pulse's unitary, so memory decay restarts at the pulse end
+        self._busy_until = [int(t0_ns)] * num_qubits
         #: whether the decay law depends on the age of the free segment (non-exponential T2*)
         self._age_matters = False
         self._decay_memo: dict[tuple, tuple[float, float, float, float]] = {}
@@ -68,6 +71,10 @@ class NodeBase:
             self._key(qubit)  # raises QubitAddressError
         key = self.keys[qubit]
         last = self._t_last[qubit]
+        busy = self._busy_until[qubit]
+        if busy > last:  # inside / right after a pulse: no free evolution before its end
+            last = busy if busy < t_ns else t_ns
+            self._t_last[qubit] = last
         if t_ns != last:
             if t_ns < last:
                 raise PhysicsTimeError(f"node '{self.name}' qubit {qubit}: operation at {t_ns} "

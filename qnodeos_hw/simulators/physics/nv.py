@@ -100,13 +100,18 @@ class NVNode(NodeBase):
 
     def play_mw(self, qubit: int, key: Hashable, wave_i: np.ndarray, wave_q: np.ndarray,
                 sample_rate_hz: float, t_ns: int) -> None:
-        """Apply the waveform's unitary to ``qubit`` at ``t_ns`` (pulse start)."""
+        """Apply the waveform's unitary to ``qubit`` at ``t_ns`` (pulse start). The unitary
+        holds the whole pulse (detuning included), so the qubit's memory decay resumes at
+        the pulse end: the pulse window is not counted again as free evolution."""
         entry = self._cache.get(key)
         if (entry is None or entry[2] is not wave_i or entry[3] is not wave_q
                 or entry[4] != sample_rate_hz):  # the same arrays again: a hit (hot path)
             entry = self._lookup(key, wave_i, wave_q, sample_rate_hz)
         k = self.advance(qubit, t_ns, True)
         self.registry.apply_unitary_1q(k, entry[0], entry[1])
+        end = t_ns + int(wave_i.shape[0] * 1e9 / sample_rate_hz)
+        self._busy_until[qubit] = end
+        self._free_since[qubit] = end
 
     def apply_gate(self, qubits: Sequence[int], unitary: np.ndarray, t_ns: int) -> None:
         """Apply an ideal unitary on this node's ``qubits`` at ``t_ns`` (e.g. an
