@@ -234,6 +234,8 @@ class _ControllerProcess:
                 if heralded:
                     kind, bell = _R_ENT_SUCCESS, int(bell)
                     outcome = outcome if measure else None
+                    if not measure:  # the kept qubit goes straight back under the AWG's DD
+                        be.set_dd(q, True, t_ns + used * par[PAR_ENT_ATTEMPT_NS])
                 else:
                     kind, bell, outcome = _R_ENT_FAILURE, 0, None
                 duration = (used * par[PAR_ENT_ATTEMPT_NS]
