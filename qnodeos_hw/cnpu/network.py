@@ -215,7 +215,10 @@ def run_mains(mains: dict[str, Callable | str], factory: QDriverFactory | None =
         for role, m in mains.items():
             if isinstance(m, str):
                 mod, fn = m.split(":")
-                m = getattr(importlib.import_module(mod), fn)
+                # a fresh import each run: the module binds this network's external names
+                module = sys.modules.get(mod)
+                module = importlib.reload(module) if module is not None else importlib.import_module(mod)
+                m = getattr(module, fn)
             progs[role] = m
         return AppDir(os.getcwd(), progs, {r: {} for r in mains}, roles)
 

@@ -41,7 +41,7 @@ def make_external_module(directory: NetworkDirectory, hubs: dict[str, ClassicalH
         def __init__(self, app_name: str, remote_app_name: str, *args: Any, **kwargs: Any) -> None:
             hub = hubs[directory.node_of_role(app_name).name]
             super().__init__(app_name, remote_app_name, *args, directory=directory, hub=hub,
-                             default_timeout=timeout_s, **kwargs)
+                             default_timeout=timeout_s, trace=trace, **kwargs)
 
     def get_qubit_state(qubit: Any, reduced_dm: bool = True) -> np.ndarray:
         """Density matrix of ``qubit`` (its whole entangled group if not ``reduced_dm``).

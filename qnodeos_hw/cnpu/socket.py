@@ -16,7 +16,7 @@ import queue
 import socket
 import threading
 import time
-from typing import Optional
+from typing import Any, Optional
 
 from netqasm.sdk.classical_communication.broadcast_channel import BroadcastChannelBySockets
 from netqasm.sdk.classical_communication.message import StructuredMessage
@@ -91,8 +91,11 @@ class ClassicalSocket(Socket):
     def __init__(self, app_name: str, remote_app_name: str, socket_id: int = 0,
                  timeout: Optional[float] = None, use_callbacks: bool = False,
                  log_config=None, *, directory: NetworkDirectory, hub: ClassicalHub,
-                 default_timeout: float = 120.0) -> None:
+                 default_timeout: float = 120.0, trace: Any = None) -> None:
         self.app_name, self.remote_app_name, self.id = app_name, remote_app_name, socket_id
+        #: where 'cnpu_socket_sent' / 'cnpu_socket_received' events go (wall time), optional
+        self._trace = trace
+        self._node = directory.node_of_role(app_name).name
         self.use_callbacks = use_callbacks
         self._timeout = timeout if timeout is not None else default_timeout
         self._inbox = hub.inbox(app_name, remote_app_name, socket_id)
@@ -114,11 +117,18 @@ class ClassicalSocket(Socket):
         self._lock = threading.Lock()
 
     def _put(self, obj: object) -> None:
+        if self._trace is not None:
+            self._trace.record(-1, self._node, "cnpu_socket_sent", None, app=self.app_name,
+                               to=self.remote_app_name, sid=self.id)
         send_frame(self._out, pickle.dumps(obj), self._lock)
 
     def _get(self, block: bool, timeout: Optional[float]) -> object:
         try:
-            return self._inbox.get(block=block, timeout=timeout if timeout is not None else self._timeout)
+            obj = self._inbox.get(block=block, timeout=timeout if timeout is not None else self._timeout)
+            if self._trace is not None:
+                self._trace.record(-1, self._node, "cnpu_socket_received", None, app=self.app_name,
+                                   frm=self.remote_app_name, sid=self.id)
+            return obj
         except queue.Empty:
             if not block:  # netqasm's contract (broadcast channels poll with block=False)
                 raise RuntimeError(f"no message on socket {self.app_name}<-{self.remote_app_name}") from None

@@ -181,7 +181,7 @@ def _translate(g: _Gen, i: int, ins: Any, d: int, block_start: int, next_block: 
         a = g.a(ins.address)
         e(f"_c.ret_arr({ins.address.address}, {a})")
     elif m == "qalloc":
-        e(f"_c.qalloc({g.r(ins.reg)})")
+        e(f"while not _c.qalloc({g.r(ins.reg)}): yield _WAIT")
     elif m == "qfree":
         e(f"_c.qfree({g.r(ins.reg)})")
     elif m in _MEAS:

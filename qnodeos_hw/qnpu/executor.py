@@ -43,8 +43,9 @@ class StandaloneExecutor:
         self.ph = ph
 
     # -- context API used by compiled code ---------------------------------------------
-    def qalloc(self, v: int) -> None:
+    def qalloc(self, v: int) -> bool:
         self.qmmu.allocate(1, v)
+        return True
 
     def qfree(self, v: int) -> None:
         self.driver.free(self.qmmu.free(1, v))

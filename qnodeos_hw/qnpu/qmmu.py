@@ -110,5 +110,15 @@ class QMMU:
     def owner(self, phys: int) -> int | None:
         return self._owner[phys]
 
+    def network_held(self) -> int:
+        """How many qubits the network process holds (reserved for entanglement)."""
+        return sum(1 for o in self._owner if o == NETWORK_PID)
+
+    def mappable(self, pid: int, vaddr: int) -> bool:
+        """Whether ``vaddr`` is a valid, unmapped address of ``pid``."""
+        table = self._tables.get(pid)
+        return table is not None and vaddr is not None and 0 <= vaddr < len(table) \
+            and table[vaddr] is None
+
     def used(self) -> int:
         return sum(1 for o in self._owner if o is not None)

@@ -99,13 +99,27 @@ class _RunContext:
         self.all_phys = lambda: tuple(p for p in table if p is not None)
         self._q, self._p = qnpu, proc
 
-    def qalloc(self, v: int) -> None:
-        self._q.qmmu.allocate(self._p.pid, v)
+    def qalloc(self, v: int) -> bool:
+        """Map ``v``; False (the process waits) when every free qubit is held by the
+        network process for entanglement -- it comes back once that pair is made or
+        given up. A device full of user qubits raises :class:`QubitAllocationError`."""
+        q, pid = self._q, self._p.pid
+        try:
+            q.qmmu.allocate(pid, v)
+            return True
+        except QubitAllocationError:
+            if q.qmmu.network_held() and q.qmmu.mappable(pid, v):
+                if pid not in q._qubit_waiters:
+                    q._qubit_waiters.append(pid)
+                    q._record("qubit_wait", pid, vaddr=v)
+                return False
+            raise
 
     def qfree(self, v: int) -> None:
         p = self._q.qmmu.free(self._p.pid, v)
         self._q.driver.free(p)
         self._q._wake(self._q.net.retry())
+        self._q._wake_qubit_waiters()
 
     def ret_reg(self, name: str, index: int, value: int) -> None:
         self._p.returns.append(ReturnRegMessage(Register(RegisterName[name], index).cstruct, value))
@@ -167,6 +181,7 @@ class QNPU:
         self._next_cid = 1
         self._cid_lock = threading.Lock()
         self._last_bin = -1
+        self._qubit_waiters: list[int] = []  # pids waiting in qalloc for a qubit
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
         self.errors: list[str] = []
@@ -400,6 +415,12 @@ class QNPU:
                 self._set_state(p, ProcessState.READY)
                 self.scheduler.make_ready(p)
 
+    def _wake_qubit_waiters(self) -> None:
+        """Processes waiting in ``qalloc`` retry (FCFS) once a qubit may be free."""
+        if self._qubit_waiters and self.qmmu.free_count():
+            waiters, self._qubit_waiters = self._qubit_waiters, []
+            self._wake(waiters)
+
     def _remove_process(self, pid: int, reason: str) -> None:
         proc = self.procs.pop(pid, None)
         if proc is None:
@@ -413,7 +434,10 @@ class QNPU:
         if conn is not None and pid in conn.pids:
             conn.pids.remove(pid)
         proc.current = None
+        if pid in self._qubit_waiters:
+            self._qubit_waiters.remove(pid)
         self._record("process_removed", pid, reason=reason)
+        self._wake_qubit_waiters()
 
     def _traced_execute(self, pid: int) -> Callable:
         drv, rec = self.driver.execute, self._record
@@ -438,6 +462,7 @@ class QNPU:
                 self._record("error", NETWORK_PID, error=type(exc).__name__, message=msg)
             self._set_state(proc, ProcessState.IDLE)
             self._wake(woken)
+            self._wake_qubit_waiters()
             return
         conn = self._conns.get(proc.conn_id)
         if proc.current is None:
