@@ -16,7 +16,7 @@ from netqasm.sdk.shared_memory import SharedMemory
 from netqasm.sdk.transpile import NVSubroutineTranspiler
 
 from ..qnpu.framing import recv_frame, send_frame
-from ..qnpu.qnpu import EXT_ERROR, EXT_STATE_REP, EXT_STATE_REQ
+from ..qnpu.qnpu import EXT_APP_NAME, EXT_ERROR, EXT_STATE_REP, EXT_STATE_REQ
 from ..qnpu.trace import Trace
 from .directory import NetworkDirectory
 
@@ -80,6 +80,10 @@ class QNPUConnection(BaseNetQASMConnection):
                          log_config=log_config, epr_sockets=epr_sockets, compiler=compiler,
                          return_arrays=return_arrays, _init_app=_init_app,
                          _setup_epr_sockets=_setup_epr_sockets)
+        if _init_app:  # name the process in the QNPU's trace (no reply; not a netqasm message)
+            with self._lock:
+                send_frame(self._sock, bytes([EXT_APP_NAME]) + json.dumps(
+                    {"app_id": self.app_id, "name": app_name}).encode())
 
     # -- netqasm hooks ----------------------------------------------------------------------
     def _get_network_info(self):

@@ -9,6 +9,8 @@ Host messages are netqasm's own (``netqasm.backend.messages``); replies are
 * host -> QNPU ``0xE0`` + JSON ``{"app_id", "qubits": [virtual...], "full": bool}``:
   ask for the density matrix of qubits (simulated stations only); answered by
   ``0xE1`` + JSON ``{"ok", "re", "im", "error"}``.
+* host -> QNPU ``0xE3`` + JSON ``{"app_id", "name"}``: the program's name, recorded as a
+  'process_named' trace event (no answer).
 * QNPU -> host ``0xE2`` + JSON ``{"msg_id", "error", "message"}`` just before an
   ``ErrorMessage``: the named error that failed the subroutine.
 
@@ -45,6 +47,7 @@ from .trace import Trace
 EXT_STATE_REQ = 0xE0
 EXT_STATE_REP = 0xE1
 EXT_ERROR = 0xE2
+EXT_APP_NAME = 0xE3
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,6 +304,15 @@ class QNPU:
             return
         msg_id = conn.n_msgs
         conn.n_msgs += 1
+        if raw and raw[0] == EXT_APP_NAME:
+            conn.n_msgs -= 1
+            try:
+                q = json.loads(raw[1:])
+                proc = self._by_app.get((cid, q["app_id"]))
+                self._record("process_named", proc.pid if proc else None, app=str(q["name"]))
+            except (ValueError, KeyError, TypeError) as exc:
+                self._record("error", None, error="ProtocolError", message=f"bad 0xE3 message: {exc}")
+            return
         if raw and raw[0] == EXT_STATE_REQ:
             conn.n_msgs -= 1  # extensions do not count as netqasm messages
             self._reply(conn, bytes([EXT_STATE_REP]) + json.dumps(self._state_query(cid, raw[1:])).encode())

@@ -1,0 +1,117 @@
+"""Latency of DQC iterations from a network trace (:class:`qnodeos_hw.qnpu.trace.Trace`).
+
+For each client/server iteration the chain that the server's qubit waits through is
+cut at trace events (wall clock ``wall_ns`` for host-side steps, virtual ``t_ns`` for
+what the QDevice does):
+
+* QDevice: the client's C1 tail (gates + readout after the herald) and the server's S2,
+  in virtual time;
+* QNPU: QNPU -> CNPU reply of C1 (client) and CNPU -> QNPU delivery of S2 (server):
+  message handling and the TCP hop between CNPU and QNPU;
+* CNPU: the client computing and sending delta, the server building and flushing S2;
+* classical communication: client socket send -> server socket receive.
+
+``server_wait_ns`` is the virtual time the server's qubit is kept (under DD) between
+its EPR delivery and the arrival of S2: with ``QNPUConfig.idle_wall_scale = 1`` the
+host latencies above count in the server's virtual time (the qubit decoheres).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+SEGMENTS = ("cnpu_ms", "qnpu_ms", "qdevice_ms", "classical_ms")
+
+
+@dataclass(frozen=True)
+class Iteration:
+    """One DQC iteration (ms unless ``_ns``)."""
+
+    server_wait_ns: int
+    cnpu_ms: float
+    qnpu_ms: float
+    qdevice_ms: float
+    classical_ms: float
+    entanglement_ms: float  # server: S1 arrival -> EPR delivery (virtual)
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+class _Index:
+    """Events by (kind, key) sorted by wall time, with 'first after' lookups."""
+
+    def __init__(self, events: Iterable[Any]) -> None:
+        self.by: dict[tuple, list] = defaultdict(list)
+        self.pid_of: dict[tuple[str, str], int] = {}
+        for e in events:
+            if e.kind == "process_named":
+                self.pid_of[(e.node, e.data["app"])] = e.pid
+            if e.t_ns == -1:
+                key = (e.kind, e.data.get("app"))
+            else:
+                key = (e.kind, e.node, e.pid)
+            self.by[key].append(e)
+        for lst in self.by.values():
+            lst.sort(key=lambda e: e.wall_ns)
+        self.walls = {k: [e.wall_ns for e in v] for k, v in self.by.items()}
+
+    def after(self, key: tuple, wall_ns: int, pred=None):
+        lst = self.by.get(key, [])
+        i = bisect.bisect_right(self.walls.get(key, []), wall_ns)
+        for e in lst[i:]:
+            if pred is None or pred(e):
+                return e
+        return None
+
+
+def node_pid(index: _Index, app: str) -> tuple[str, int]:
+    for (node, name), pid in index.pid_of.items():
+        if name == app:
+            return node, pid
+    raise KeyError(f"program '{app}' does not appear in the trace (no 'process_named' event)")
+
+
+def dqc_iterations(events: Iterable[Any], client_app: str, server_app: str) -> list[Iteration | None]:
+    """One :class:`Iteration` per server EPR delivery, in order (None where the chain is
+    incomplete, e.g. a program failed)."""
+    idx = _Index(events)
+    nc, pc = node_pid(idx, client_app)
+    ns, ps = node_pid(idx, server_app)
+    deliv_s = idx.by.get(("entanglement_delivered", ns, ps), [])
+    deliv_c = idx.by.get(("entanglement_delivered", nc, pc), [])
+    out: list[Iteration | None] = []
+    for k, ds in enumerate(deliv_s):
+        try:
+            dc = deliv_c[k]
+            s1 = _last_before(idx, ("subroutine_received", ns, ps), ds.wall_ns)
+            s2 = idx.after(("subroutine_received", ns, ps), ds.wall_ns)
+            s2_done = idx.after(("subroutine_done", ns, ps), s2.wall_ns)
+            c1_done = idx.after(("subroutine_done", nc, pc), dc.wall_ns)
+            c_reply = idx.after(("cnpu_done_received", client_app), c1_done.wall_ns)
+            sent = idx.after(("cnpu_socket_sent", client_app), c_reply.wall_ns)
+            recv = idx.after(("cnpu_socket_received", server_app), sent.wall_ns)
+            s2_sent = idx.after(("cnpu_message_sent", server_app), recv.wall_ns,
+                                lambda e: e.data.get("type") == 2)
+        except (AttributeError, IndexError):
+            out.append(None)
+            continue
+        ms = 1e-6
+        out.append(Iteration(
+            server_wait_ns=int(s2.t_ns - ds.t_ns),
+            cnpu_ms=((sent.wall_ns - c_reply.wall_ns) + (s2_sent.wall_ns - recv.wall_ns)) * ms,
+            qnpu_ms=((c_reply.wall_ns - c1_done.wall_ns) + (s2.wall_ns - s2_sent.wall_ns)) * ms,
+            qdevice_ms=((c1_done.t_ns - dc.t_ns) + (s2_done.t_ns - s2.t_ns)) * ms,
+            classical_ms=(recv.wall_ns - sent.wall_ns) * ms,
+            entanglement_ms=(ds.t_ns - s1.t_ns) * ms if s1 is not None else float("nan"),
+        ))
+    return out
+
+
+def _last_before(idx: _Index, key: tuple, wall_ns: int):
+    walls = idx.walls.get(key, [])
+    i = bisect.bisect_left(walls, wall_ns)
+    return idx.by[key][i - 1] if i > 0 else None
