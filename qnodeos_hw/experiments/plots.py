@@ -112,3 +112,29 @@ def plot_lgt(summ: dict, path: str | Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_multitask(summ: dict, path: str | Path) -> Path:
+    """Utilisation vs N (on/off), LGT fidelity vs N, LGT blocks between DQC blocks."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    for on, style in ((True, "o-"), (False, "s--")):
+        rs = [r for r in summ["runs"] if r["multitasking"] is on]
+        n = [r["n"] for r in rs]
+        lab = "multitasking on" if on else "off"
+        axes[0].plot(n, [r["t_util"] for r in rs], style, label=lab)
+        axes[1].plot(n, [r["lgt_fidelity_corrected_mean"] for r in rs], style, label=lab)
+        axes[2].plot(n, [r["lgt_blocks_between_dqc"]["mean"] for r in rs], style, label=lab)
+    axes[0].set_ylabel("T_util = 1 - T_idle/T_total")
+    axes[1].set_ylabel("LGT fidelity (readout-corrected, mean)")
+    axes[1].axhline(CLASSICAL_BOUND, color="k", ls="--", lw=1)
+    axes[2].set_ylabel("LGT blocks between DQC blocks (mean)")
+    for ax in axes:
+        ax.set_xlabel("N (DQC + LGT programs each)")
+        ax.legend(fontsize=8)
+    fig.suptitle("multitasking on the client node (entanglement windows excluded)")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

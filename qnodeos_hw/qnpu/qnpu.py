@@ -103,15 +103,17 @@ class _RunContext:
         self._q, self._p = qnpu, proc
 
     def qalloc(self, v: int) -> bool:
-        """Map ``v``; False (the process waits) when every free qubit is held by the
-        network process for entanglement -- it comes back once that pair is made or
-        given up. A device full of user qubits raises :class:`QubitAllocationError`."""
+        """Map ``v``; False (the process waits) when the device is full only *for now*: a
+        qubit is held by the network process for entanglement, or by another process in
+        the middle of a subroutine (e.g. waiting for its EPR pair, or about to measure
+        it); the process retries when a qubit is released or a subroutine ends. A device
+        whose qubits are held between subroutines raises :class:`QubitAllocationError`."""
         q, pid = self._q, self._p.pid
         try:
             q.qmmu.allocate(pid, v)
             return True
         except QubitAllocationError:
-            if q.qmmu.network_held() and q.qmmu.mappable(pid, v):
+            if q.qmmu.mappable(pid, v) and q._transiently_full(pid):
                 if pid not in q._qubit_waiters:
                     q._qubit_waiters.append(pid)
                     q._record("qubit_wait", pid, vaddr=v)
@@ -427,6 +429,18 @@ class QNPU:
                 self._set_state(p, ProcessState.READY)
                 self.scheduler.make_ready(p)
 
+    def _transiently_full(self, pid: int) -> bool:
+        """Some qubit is held by the network process or by another process inside a
+        subroutine (it will be released without the asking process doing anything)."""
+        for p in range(self.qmmu.num_qubits):
+            o = self.qmmu.owner(p)
+            if o == NETWORK_PID:
+                return True
+            holder = self.procs.get(o) if o is not None else None
+            if holder is not None and o != pid and holder.current is not None:
+                return True
+        return False
+
     def _wake_qubit_waiters(self) -> None:
         """Processes waiting in ``qalloc`` retry (FCFS) once a qubit may be free."""
         if self._qubit_waiters and self.qmmu.free_count():
@@ -499,6 +513,7 @@ class QNPU:
             self._record("subroutine_done", proc.pid, msg_id=proc.current_msg)
             proc.returns = []
             self._after(proc)
+            self._wake_qubit_waiters()
             return
         except Exception as exc:
             self._fail(proc, conn, proc.current_msg, self._named(proc, exc))
@@ -519,6 +534,7 @@ class QNPU:
         if conn is not None:
             self._error(conn, msg_id if msg_id is not None else -1, exc, proc.pid)
         self._after(proc)
+        self._wake_qubit_waiters()
 
     @staticmethod
     def _named(proc: Process, exc: Exception) -> Exception:
