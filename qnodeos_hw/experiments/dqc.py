@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +43,11 @@ APPS = "qnodeos_hw.experiments.apps"
 #: and two non-cardinal ones) each with a different theta.
 SETTINGS: tuple[tuple[int, int], ...] = ((0, 0), (2, 1), (4, 2), (6, 3), (1, 4), (3, 6))
 DEFAULT_MAX_WAIT_MS = 5.0
+#: interpreter thread switch interval (s) while a network runs: CNPU, QNPU and socket
+#: threads share one GIL; Python's default 5 ms lets a busy thread delay a woken one by
+#: up to 5 ms, which would be charged to the waiting server qubit (host tuning, as a lab
+#: gives its node software real-time priority)
+SWITCH_INTERVAL_S = 0.0005
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,17 @@ class DQCConfig:
     def __post_init__(self) -> None:
         if self.k < 3:
             raise ValueError(f"k must be >= 3 (one circuit per tomography basis), got {self.k}")
+
+
+class fast_thread_switching:
+    """Context manager: ``sys.setswitchinterval(SWITCH_INTERVAL_S)`` inside, restored after."""
+
+    def __enter__(self) -> None:
+        self._old = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
+
+    def __exit__(self, *exc: Any) -> None:
+        sys.setswitchinterval(self._old)
 
 
 def heralding_model():
@@ -88,19 +104,21 @@ def bases_for(k: int) -> list[str]:
     return [("X", "Y", "Z")[i % 3] for i in range(k)]
 
 
-def run_setting(alpha: int, theta: int, cfg: DQCConfig, seed: int) -> dict[str, Any]:
-    """Run one setting's k circuits on a fresh two-node NV network; returns outcomes,
-    bases, per-iteration latencies, wall and simulated time."""
+def run_setting(alpha: int, theta: int, cfg: DQCConfig, seed: int, factory: Any = None) -> dict[str, Any]:
+    """Run one setting's k circuits on a fresh two-node network (default: the simulated NV
+    stations; ``factory``: any QDriver factory of :mod:`qnodeos_hw.cnpu.network`); returns
+    outcomes, bases, per-iteration latencies, wall and simulated time."""
     from ..cnpu.network import NVNetworkFactory, run_mains
     from .latency import dqc_iterations
 
     bases = bases_for(cfg.k)
     t0 = time.perf_counter()
-    res = run_mains({"client": f"{APPS}.dqc_client:main", "server": f"{APPS}.dqc_server:main"},
-                    NVNetworkFactory(seed=seed, num_qubits=1),
-                    nv_network_settings(cfg.bin_ns, seed, cfg.idle_wall_scale, cfg.trace_instructions),
-                    inputs={"client": {"alpha": alpha, "theta": theta, "reps": cfg.k},
-                            "server": {"bases": bases}})
+    with fast_thread_switching():
+        res = run_mains({"client": f"{APPS}.dqc_client:main", "server": f"{APPS}.dqc_server:main"},
+                        factory if factory is not None else NVNetworkFactory(seed=seed, num_qubits=1),
+                        nv_network_settings(cfg.bin_ns, seed, cfg.idle_wall_scale, cfg.trace_instructions),
+                        inputs={"client": {"alpha": alpha, "theta": theta, "reps": cfg.k},
+                                "server": {"bases": bases}})
     wall = time.perf_counter() - t0
     if not res.ok:
         raise RuntimeError(f"DQC setting (alpha={alpha}, theta={theta}) failed: "

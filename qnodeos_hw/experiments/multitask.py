@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .dqc import SETTINGS, bases_for, nv_network_settings, readout_fidelity
+from .dqc import SETTINGS, bases_for, fast_thread_switching, nv_network_settings, readout_fidelity
 from .lgt import analyse_lgt, lgt_blocks
 from .tomography import fidelity, target_bloch_dqc
 
@@ -58,9 +58,10 @@ def programs(n: int, cfg: MultitaskConfig, seed: int) -> tuple[dict, dict, dict]
 
 def _run(mains: dict, roles: dict, inputs: dict, cfg: MultitaskConfig, seed: int):
     from ..cnpu.network import NVNetworkFactory, run_mains
-    res = run_mains(mains, NVNetworkFactory(seed=seed, num_qubits=1),
-                    nv_network_settings(10_000_000, seed, cfg.idle_wall_scale, True),
-                    roles=roles, inputs=inputs)
+    with fast_thread_switching():
+        res = run_mains(mains, NVNetworkFactory(seed=seed, num_qubits=1),
+                        nv_network_settings(10_000_000, seed, cfg.idle_wall_scale, True),
+                        roles=roles, inputs=inputs)
     if not res.ok:
         raise RuntimeError(f"multitask run failed: "
                            f"{ {r: o.error for r, o in res.outcomes.items() if o.error} }")
@@ -102,16 +103,6 @@ def blocks_between(events, node: str = "client") -> list[int]:
             seen_dqc, count = True, 0
         elif name.startswith("lgt"):
             count += 1
-    return out
-
-
-def _dqc_fidelity(res, n: int, cfg: MultitaskConfig) -> list[float]:
-    ro = readout_fidelity()
-    out = []
-    for i in range(n):
-        a, _ = SETTINGS[i % len(SETTINGS)]
-        r = res.results[f"dqc_server_{i}"]
-        out.append(fidelity(r["bases"], r["m"], target_bloch_dqc(a * np.pi / 4), ro).fidelity)
     return out
 
 

@@ -14,10 +14,7 @@ pair when several run on one node).
 from netqasm.sdk import EPRSocket
 from netqasm.sdk.external import NetQASMConnection, Socket
 
-
-def delta_of(alpha: int, theta: int, m: int) -> int:
-    """delta in units of pi/4 (0..7) from alpha, theta (units of pi/4) and the outcome."""
-    return (alpha + theta - 4 * m) % 8
+from qnodeos_hw.experiments.apps.dqc_math import delta_of
 
 
 def main(app_config=None, alpha=0, theta=0, reps=1, server="server", epr_socket_id=0,
