@@ -6,7 +6,8 @@ Prints a table, then, last line, JSON: ``wall_s`` (whole run), ``sim_s`` (virtua
 simulated, summed over settings), ``circuits``, ``min_fidelity`` (readout-corrected, the
 documented pass criterion), ``min_raw_fidelity``, ``all_above_2_3``, per-setting
 fidelities and ``goal_met`` (wall_s <= 120 and every setting above 2/3).
-Options: ``--k N`` circuits per setting, ``--workers W`` settings in W OS processes,
+Options: ``--k N`` circuits per setting, ``--workers W`` settings in W OS processes (default 2 = the
+machine's cores; 1 = everything in one process),
 ``--out DIR`` also writes dqc.json/png/db there.
 """
 
@@ -23,7 +24,7 @@ from qnodeos_hw.experiments import dqc
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--k", type=int, default=1200)
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--workers", type=int, default=2)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", default=None)
     a = p.parse_args(argv)

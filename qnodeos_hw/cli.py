@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--k", type=int, default=1200, help="circuits per (alpha, theta) setting")
     d.add_argument("--out", default="out/dqc")
     d.add_argument("--seed", type=int, default=1)
+    d.add_argument("--workers", type=int, default=2, help="settings run in this many OS processes")
+    d.add_argument("--max-wait-ms", type=float, default=5.0,
+                   help="latency filter: keep circuits whose server qubit waited at most this long")
     lg = dsub.add_parser("lgt", help="local gate tomography")
     lg.add_argument("--k", type=int, default=1000, help="shots per basis")
     lg.add_argument("--out", default="out/lgt")

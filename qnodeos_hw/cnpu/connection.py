@@ -11,6 +11,7 @@ import numpy as np
 from netqasm.backend.messages import (ErrorMessage, MsgDoneMessage, ReturnArrayMessage,
                                       ReturnRegMessage, deserialize_return_msg)
 from netqasm.lang.operand import Register
+from netqasm.sdk.builder import LabelManager
 from netqasm.sdk.connection import BaseNetQASMConnection
 from netqasm.sdk.shared_memory import SharedMemory
 from netqasm.sdk.transpile import NVSubroutineTranspiler
@@ -84,6 +85,18 @@ class QNPUConnection(BaseNetQASMConnection):
             with self._lock:
                 send_frame(self._sock, bytes([EXT_APP_NAME]) + json.dumps(
                     {"app_id": self.app_id, "name": app_name}).encode())
+
+    def flush(self, block: bool = True, callback: Optional[Callable] = None) -> None:
+        """netqasm's flush, then a fresh branch-label manager: labels only need to be unique
+        within one subroutine, and netqasm's ``LabelManager`` scans every label ever made
+        (per-flush cost grew linearly with the number of subroutines sent: 9 -> 21 ms per
+        DQC iteration over 1,200 iterations)."""
+        try:
+            super().flush(block, callback)
+        finally:
+            builder = getattr(self, "_builder", None)
+            if builder is not None and hasattr(builder, "_label_mgr"):
+                builder._label_mgr = LabelManager()
 
     # -- netqasm hooks ----------------------------------------------------------------------
     def _get_network_info(self):

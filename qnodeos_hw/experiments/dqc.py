@@ -9,8 +9,9 @@ H Rz(alpha)|+> in X, Y, Z (k/3 circuits each) and the fidelity to |psi> is estim
 
 * raw, and corrected for the server's readout error with the single-shot readout
   fidelities F0, F1 (the noise model's values = what an SSRO calibration measures);
-* with and without a latency filter: circuits whose server waiting time (EPR delivery
-  -> S2 arrival at the server QNPU, virtual time) exceeds ``max_wait_ms`` are discarded.
+* with and without a latency filter: circuits whose server waiting time (herald of the
+  server's qubit -> S2 arrival at the server QNPU, virtual time) exceeds ``max_wait_ms``
+  are discarded.
 
 Latency model: ``idle_wall_scale = 1`` -- while a QNPU idles waiting for its CNPU its
 virtual clock advances by the elapsed wall time, so the real host latencies of this
@@ -152,7 +153,7 @@ def analyse_setting(rec: dict, readout: ReadoutFidelity, max_wait_ms: float) -> 
     its = [it for it in rec["iterations"] if it]
     out["latency_ms"] = {k: float(np.mean([it[k] for it in its])) if its else float("nan")
                          for k in ("cnpu_ms", "qnpu_ms", "qdevice_ms", "classical_ms",
-                                   "entanglement_ms")}
+                                   "entanglement_ms", "held_ms")}
     out["server_wait_ms"] = {"mean": float(np.mean(waits[np.isfinite(waits)])),
                              "median": float(np.median(waits[np.isfinite(waits)]))}
     c = out["corrected"]

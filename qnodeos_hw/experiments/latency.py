@@ -12,8 +12,10 @@ what the QDevice does):
 * classical communication: client socket send -> server socket receive.
 
 ``server_wait_ns`` is the virtual time the server's qubit is kept (under DD) between
-its EPR delivery and the arrival of S2: with ``QNPUConfig.idle_wall_scale = 1`` the
-host latencies above count in the server's virtual time (the qubit decoheres).
+its herald and the arrival of S2 (``held_ms`` of it before the server program's S1 took
+delivery: an open EPR socket lets the network process make the pair before the program
+asks): with ``QNPUConfig.idle_wall_scale = 1`` the host latencies count in the server's
+virtual time (the qubit decoheres).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class Iteration:
     qdevice_ms: float
     classical_ms: float
     entanglement_ms: float  # server: S1 arrival -> EPR delivery (virtual)
+    held_ms: float = 0.0    # server: herald -> delivery to the program (virtual)
 
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -82,6 +85,7 @@ def dqc_iterations(events: Iterable[Any], client_app: str, server_app: str) -> l
     nc, pc = node_pid(idx, client_app)
     ns, ps = node_pid(idx, server_app)
     deliv_s = idx.by.get(("entanglement_delivered", ns, ps), [])
+    herald_at = {e.data.get("rid"): e.t_ns for e in idx.by.get(("entanglement_heralded", ns, None), [])}
     deliv_c = idx.by.get(("entanglement_delivered", nc, pc), [])
     out: list[Iteration | None] = []
     for k, ds in enumerate(deliv_s):
@@ -100,13 +104,16 @@ def dqc_iterations(events: Iterable[Any], client_app: str, server_app: str) -> l
             out.append(None)
             continue
         ms = 1e-6
+        t_herald = herald_at.get(ds.data.get("rid"), ds.t_ns)
         out.append(Iteration(
-            server_wait_ns=int(s2.t_ns - ds.t_ns),
+            server_wait_ns=int(s2.t_ns - t_herald),
+            held_ms=(ds.t_ns - t_herald) * ms,
             cnpu_ms=((sent.wall_ns - c_reply.wall_ns) + (s2_sent.wall_ns - recv.wall_ns)) * ms,
             qnpu_ms=((c_reply.wall_ns - c1_done.wall_ns) + (s2.wall_ns - s2_sent.wall_ns)) * ms,
             qdevice_ms=((c1_done.t_ns - dc.t_ns) + (s2_done.t_ns - s2.t_ns)) * ms,
             classical_ms=(recv.wall_ns - sent.wall_ns) * ms,
-            entanglement_ms=(ds.t_ns - s1.t_ns) * ms if s1 is not None else float("nan"),
+            entanglement_ms=(ds.t_ns - s1.t_ns) * ms if s1 is not None and s1.t_ns <= ds.t_ns
+            else 0.0,
         ))
     return out
 

@@ -512,5 +512,6 @@ class NetworkStack:
             self.qmmu.transfer(phys, task.pid, vaddr)
         task.results[k * RESULT_FIELDS:(k + 1) * RESULT_FIELDS] = fields
         task.delivered += 1
-        self.record("entanglement_delivered", task.pid, pair=k, phys=phys, vaddr=vaddr, role="recv")
+        self.record("entanglement_delivered", task.pid, rid=fields[1], pair=k, phys=phys,
+                    vaddr=vaddr, role="recv")
         woken.append(task.pid)
