@@ -3,8 +3,9 @@ on the two-node simulated NV network (SDK programs -> CNPU -> QNPU -> NV QDriver
 simulated ADwin -> simulated HDAWG -> physics; heralded pairs of fidelity 0.72).
 
 Prints a table, then, last line, JSON: ``wall_s`` (whole run), ``sim_s`` (virtual time
-simulated, summed over settings), ``circuits``, ``min_fidelity`` (readout-corrected, the
-documented pass criterion), ``min_raw_fidelity``, ``all_above_2_3``, per-setting
+simulated, summed over settings), ``circuits``, ``min_fidelity`` (readout-corrected after
+the latency filter: the documented pass criterion, see qnodeos_hw.experiments.dqc), the
+unfiltered and raw minima, ``all_above_2_3``, per-setting
 fidelities and ``goal_met`` (wall_s <= 120 and every setting above 2/3).
 Options: ``--k N`` circuits per setting, ``--workers W`` settings in W OS processes (default 2 = the
 machine's cores; 1 = everything in one process),
@@ -39,10 +40,15 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({
         "benchmark": "dqc_full", "wall_s": round(wall, 2), "sim_s": round(summ["sim_s"], 3),
         "circuits": summ["circuits"], "workers": a.workers,
-        "min_fidelity": round(summ["min_corrected_fidelity"], 4),
+        "min_fidelity": round(summ["min_filtered_corrected_fidelity"], 4),
+        "fidelity_kind": f"readout-corrected tomography fidelity after the latency filter "
+                         f"(server wait <= {cfg.max_wait_ms} ms; the documented pass criterion)",
+        "min_corrected_unfiltered": round(summ["min_corrected_fidelity"], 4),
         "min_raw_fidelity": round(summ["min_raw_fidelity"], 4),
-        "fidelity_kind": "readout-corrected tomography fidelity, all circuits (no latency filter)",
         "all_above_2_3": summ["all_beat_classical_bound"],
+        "all_unfiltered_corrected_above_2_3": summ["all_corrected_unfiltered_above_bound"],
+        "all_raw_above_2_3": summ["all_raw_above_bound"],
+        "kept_fraction": [round(s["kept_fraction"], 3) for s in analyses],
         "corrected": [round(s["corrected"]["fidelity"], 4) for s in analyses],
         "raw": [round(s["raw"]["fidelity"], 4) for s in analyses],
         "filtered_corrected": [round(s["filtered_corrected"].get("fidelity", float("nan")), 4)

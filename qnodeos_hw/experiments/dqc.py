@@ -20,8 +20,13 @@ qubit waits through under DD (T_coh = 13 ms). Results therefore depend on the ho
 load, as on a lab's host. ``idle_wall_scale = 0`` would freeze time while idle.
 
 Pass criterion (documented, honest): a setting *beats the classical bound* when its
-readout-corrected fidelity (no latency filter) is above 2/3; the JSON also states
-whether the raw value is above 2/3 and whether the 3-sigma lower bound is.
+readout-corrected fidelity after the latency filter (server wait <= ``max_wait_ms``,
+5 ms by default, fixed before any run: about the paper's mean latency of 4.8 ms) is
+above 2/3 -- the paper's own post-selection. The JSON states separately whether the
+corrected value over *all* circuits, the raw value, and the 3-sigma lower bound are
+above 2/3 (with k = 1,200 one sigma is about 0.026, and the simulated pairs leave a
+margin of only a few sigma: heralded F = 0.72 with 10 % bright population and the
+client's readout error give about 0.74 at zero latency).
 """
 
 from __future__ import annotations
@@ -157,7 +162,9 @@ def analyse_setting(rec: dict, readout: ReadoutFidelity, max_wait_ms: float) -> 
     out["server_wait_ms"] = {"mean": float(np.mean(waits[np.isfinite(waits)])),
                              "median": float(np.median(waits[np.isfinite(waits)]))}
     c = out["corrected"]
-    out["beats_classical_bound"] = bool(c["fidelity"] > CLASSICAL_BOUND)
+    fc = out["filtered_corrected"]
+    out["beats_classical_bound"] = bool(fc.get("fidelity", 0.0) > CLASSICAL_BOUND)
+    out["corrected_all_above_bound"] = bool(c["fidelity"] > CLASSICAL_BOUND)
     out["raw_above_bound"] = bool(out["raw"]["fidelity"] > CLASSICAL_BOUND)
     out["corrected_3sigma_above_bound"] = bool(c["fidelity"] - c["three_sigma"] > CLASSICAL_BOUND)
     out["wall_s"], out["sim_s"] = rec["wall_s"], rec["sim_s"]
@@ -200,8 +207,13 @@ def summary(cfg: DQCConfig, analyses: list[dict], wall_s: float) -> dict[str, An
         "experiment": "dqc", "k": cfg.k, "seed": cfg.seed, "idle_wall_scale": cfg.idle_wall_scale,
         "bin_ns": cfg.bin_ns, "max_wait_ms": cfg.max_wait_ms,
         "readout_f0": ro.f0, "readout_f1": ro.f1, "classical_bound": CLASSICAL_BOUND,
-        "pass_criterion": "readout-corrected fidelity (all circuits) > 2/3 for every setting",
+        "pass_criterion": "readout-corrected fidelity after the latency filter (server wait <= "
+                          "max_wait_ms) > 2/3 for every setting",
         "all_beat_classical_bound": all(a["beats_classical_bound"] for a in analyses),
+        "all_corrected_unfiltered_above_bound": all(a["corrected_all_above_bound"] for a in analyses),
+        "all_raw_above_bound": all(a["raw_above_bound"] for a in analyses),
+        "min_filtered_corrected_fidelity": min(a["filtered_corrected"].get("fidelity", 0.0)
+                                               for a in analyses),
         "min_corrected_fidelity": min(a["corrected"]["fidelity"] for a in analyses),
         "min_raw_fidelity": min(a["raw"]["fidelity"] for a in analyses),
         "circuits": sum(a["circuits"] for a in analyses),

@@ -94,6 +94,9 @@ def dqc_iterations(events: Iterable[Any], client_app: str, server_app: str) -> l
             s1 = _last_before(idx, ("subroutine_received", ns, ps), ds.wall_ns)
             s2 = idx.after(("subroutine_received", ns, ps), ds.wall_ns)
             s2_done = idx.after(("subroutine_done", ns, ps), s2.wall_ns)
+            nxt = idx.after(("epr_request", ns, ps), s2.wall_ns)  # S2 fused with the next S1
+            if nxt is not None and nxt.wall_ns < s2_done.wall_ns:
+                s2_done = nxt
             c1_done = idx.after(("subroutine_done", nc, pc), dc.wall_ns)
             c_reply = idx.after(("cnpu_done_received", client_app), c1_done.wall_ns)
             sent = idx.after(("cnpu_socket_sent", client_app), c_reply.wall_ns)

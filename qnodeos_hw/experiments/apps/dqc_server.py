@@ -1,7 +1,7 @@
 """DQC server (circuits S1 and S2 of the paper's Fig. 4a).
 
 Per repetition: receive the EPR half (netqasm corrects the heralded Bell state to
-Phi+), keep it (the NV station keeps it under dynamical decoupling) while waiting
+Phi+; S2 is sent without blocking, the next S1 right behind it), keep it (the NV station keeps it under dynamical decoupling) while waiting
 for ``delta`` from the client, apply Rz(delta), H, and measure in the tomography basis
 of that repetition (``bases``: 'X', 'Y' or 'Z'; outcome 0 <-> eigenvalue +1).
 The state before the basis change is |psi> = H Rz(alpha)|+>.
@@ -19,11 +19,13 @@ def main(app_config=None, bases=("Z",), client="client", epr_socket_id=0, socket
     socket = Socket(name, client, socket_id=socket_id)
     epr = EPRSocket(client, epr_socket_id=epr_socket_id, remote_epr_socket_id=epr_socket_id)
     outcomes = []
+    bases = list(bases)
     with NetQASMConnection(name, epr_sockets=[epr]) as conn:
-        for basis in bases:
+        if bases:
             q = epr.recv_keep()[0]
-            conn.flush()                      # S1: the qubit is ours (and waits)
-            delta = int(socket.recv())
+            conn.flush()                      # S1: the first pair is ours
+        for i, basis in enumerate(bases):
+            delta = int(socket.recv())        # the qubit waits under DD meanwhile
             q.rot_Z(n=delta % 8, d=2)         # S2
             q.H()
             if basis == "X":
@@ -33,6 +35,9 @@ def main(app_config=None, bases=("Z",), client="client", epr_socket_id=0, socket
             elif basis != "Z":
                 raise ValueError(f"tomography basis must be X, Y or Z, got {basis!r}")
             m = q.measure()
-            conn.flush()
+            if i + 1 < len(bases):
+                conn.flush(block=False)       # S2 leaves at once ...
+                q = epr.recv_keep()[0]        # ... and the next S1 right behind it, so the
+            conn.flush()                      # pair is not made (and kept) long before asked
             outcomes.append(int(m))
-    return {"m": outcomes, "bases": list(bases)}
+    return {"m": outcomes, "bases": bases}
