@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 #: short-run sizes (the full runs: ``qnodeos-hw demo dqc --k 1200`` etc.)
-DQC_K = 150
+DQC_K = 600
 LGT_K = 20
 MULTITASK_N = [1, 2]
 

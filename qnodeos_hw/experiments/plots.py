@@ -86,15 +86,16 @@ def _timeline(ax, recs: list[dict]) -> None:
              ("server", "QDevice: S2 Rz(delta) H meas", qd, "qdevice_ms")]
     lanes = {"client": 2, "network": 1, "server": 0}
     t = 0.0
-    for lane, text, dur, seg in steps:
+    for i, (lane, text, dur, seg) in enumerate(steps):
         ax.barh(lanes[lane], dur, left=t, color=_SEG_COLOURS[seg], edgecolor="k", lw=0.5)
-        ax.text(t + dur / 2, lanes[lane] + 0.42, text, ha="center", fontsize=6, rotation=0)
+        ax.text(t + dur / 2, lanes[lane] + (0.45 if i % 2 == 0 else -0.55), text, ha="center",
+                fontsize=6)
         t += dur
     ax.barh(0, t - qd, left=0, color="none", edgecolor="tab:red", lw=1.2, ls="--")
-    ax.text(0, -0.55, f"server qubit kept under DD (EPR -> S2) ~ {it['server_wait_ns'] * 1e-6:.2f} ms",
+    ax.text(0, -0.95, f"server qubit kept under DD (EPR -> S2) ~ {it['server_wait_ns'] * 1e-6:.2f} ms",
             fontsize=7, color="tab:red")
     ax.set_yticks(list(lanes.values()), list(lanes))
-    ax.set_ylim(-0.8, 2.8)
+    ax.set_ylim(-1.1, 2.8)
     ax.set_xlabel("ms (sequential, not to scale between lanes)")
     ax.set_title("timeline of one client/server iteration", fontsize=10)
 
