@@ -68,11 +68,11 @@ def test_nv_dqc_latency_breakdown_and_filter(nv_run):
     its = [it for it in rec["iterations"] if it]
     assert len(its) == cfg.k                               # every iteration found in the trace
     for it in its:
-        assert it["qdevice_ms"] > 0 and it["classical_ms"] > 0 and it["cnpu_ms"] > 0
-        assert it["entanglement_ms"] >= 0
+        assert it["qdevice_ms"] > 0 and it["classical_ms"] > 0 and it["cnpu_ms"] > 0, it
+        assert it["entanglement_ms"] >= 0 and it["held_ms"] >= 0, it
     # idle_wall_scale = 0: the server's qubit waits only for the client's QDevice work
     waits = np.array([it["server_wait_ns"] for it in its]) * 1e-6
-    assert np.all(waits >= 0) and np.median(waits) < 5
+    assert np.all(waits >= 0) and np.median(waits) < 5, (waits.min(), np.median(waits))
     a = summ["settings"][0]
     kept = a["kept_fraction"]
     assert 0 <= kept <= 1 and kept == pytest.approx(np.mean(waits <= cfg.max_wait_ms))

@@ -506,11 +506,12 @@ class QNPU:
             out = next(proc.current)
         except StopIteration:
             proc.current = None
+            # recorded before the reply, so the program's 'cnpu_done_received' comes after it
+            self._record("subroutine_done", proc.pid, msg_id=proc.current_msg)
             if conn is not None:
                 for m in proc.returns:
                     self._reply(conn, m)
                 self._reply(conn, MsgDoneMessage(proc.current_msg))
-            self._record("subroutine_done", proc.pid, msg_id=proc.current_msg)
             proc.returns = []
             self._after(proc)
             self._wake_qubit_waiters()
