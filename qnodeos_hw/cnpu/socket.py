@@ -22,7 +22,7 @@ from netqasm.sdk.classical_communication.broadcast_channel import BroadcastChann
 from netqasm.sdk.classical_communication.message import StructuredMessage
 from netqasm.sdk.classical_communication.socket import Socket
 
-from ..qnpu.framing import recv_frame, send_frame
+from ..qnpu.framing import close_listener, recv_frame, send_frame
 from .directory import NetworkDirectory
 
 
@@ -70,19 +70,7 @@ class ClassicalHub:
             c.close()
 
     def close(self) -> None:
-        try:
-            self._sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
-        except OSError:
-            pass
-        try:
-            self._sock.close()
-        except OSError:
-            pass
-        for c in list(self._clients):
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        close_listener(self._sock, self._clients)
 
 
 class ClassicalSocket(Socket):

@@ -43,3 +43,18 @@ def recv_frame(sock: socket.socket) -> bytes | None:
     if n > MAX_FRAME:
         raise FramingError(f"frame of {n} bytes exceeds the {MAX_FRAME}-byte limit")
     return _recv_exact(sock, n) if n else b""
+
+
+def close_listener(listener: socket.socket, clients) -> None:
+    """Close a listening socket (waking its blocked ``accept()``) and shut down the
+    connections it accepted; their serving threads then see end of stream."""
+    for fn in (lambda: listener.shutdown(socket.SHUT_RDWR), listener.close):
+        try:
+            fn()
+        except OSError:
+            pass
+    for c in list(clients):
+        try:
+            c.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass

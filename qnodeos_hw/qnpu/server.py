@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 
-from .framing import FramingError, recv_frame, send_frame
+from .framing import FramingError, close_listener, recv_frame, send_frame
 from .qnpu import QNPU
 
 
@@ -66,17 +66,9 @@ class QNPUServer:
 
     def close(self) -> None:
         self._closed.set()
-        try:
-            self._sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
-        except OSError:
-            pass
-        try:
-            self._sock.close()
-        except OSError:
-            pass
+        close_listener(self._sock, self._clients)
         for c in list(self._clients):
             try:
-                c.shutdown(socket.SHUT_RDWR)
                 c.close()
             except OSError:
                 pass
