@@ -12,7 +12,7 @@ from pathlib import Path
 
 #: short-run sizes (the full runs: ``qnodeos-hw demo dqc --k 1200`` etc.)
 DQC_K = 600
-LGT_K = 20
+LGT_K = 100
 MULTITASK_N = [1, 2]
 
 
