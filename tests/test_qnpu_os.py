@@ -137,16 +137,23 @@ def test_bad_subroutine_fails_only_its_process(node):
 
 def test_disconnect_mid_run_frees_everything_100_cycles(node):
     q, srv = node
+
+    def freed(timeout_s=5.0):
+        # the server notices a closed connection on its own thread: wait (bounded) for it
+        deadline = time.monotonic() + timeout_s
+        while (q.procs or q.qmmu.used()) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return not q.procs and q.qmmu.used() == 0
+
     for i in range(100):
+        assert freed(), f"cycle {i}: the previous disconnected program still holds resources"
         c = Client(srv.address)
         c.send(InitNewAppMessage(app_id=0, max_qubits=3))
         assert isinstance(c.recv(), MsgDoneMessage)
         c.send(_sub("set Q0 0\nqalloc Q0\ninit Q0\nset Q1 1\nqalloc Q1\nh Q1\n", 0))
         assert isinstance(c.recv(), MsgDoneMessage)
         c.close()  # never stops its app, never frees its qubits
-    deadline = time.monotonic() + 5
-    while (q.procs or q.qmmu.used()) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    assert freed()
     assert q.procs == {} and q.qmmu.used() == 0
     assert len(q._conns) == 0
     removed = [e for e in q.trace.events if e.kind == "process_removed"]
