@@ -42,3 +42,37 @@ import pytest  # noqa: E402
 @pytest.fixture
 def run_straightline():
     return _run_straightline
+
+
+class RecordingNV:
+    """Minimal NVQubitBackend that records what the simulated instruments drive:
+    ``mw`` (qubit, key, I, Q, sample rate, t_ns) and ``dd`` (qubit, on, t_ns)."""
+
+    def __init__(self) -> None:
+        self.mw: list[tuple] = []
+        self.dd: list[tuple] = []
+
+    def play_mw(self, qubit, key, wave_i, wave_q, sample_rate_hz, t_ns):
+        import numpy as np
+        self.mw.append((qubit, key, np.array(wave_i), np.array(wave_q), sample_rate_hz, t_ns))
+
+    def set_dd(self, qubit, on, t_ns):
+        self.dd.append((qubit, on, t_ns))
+
+    def cr_check(self, t_ns):
+        return 100
+
+    def initialize(self, qubit, t_ns):
+        pass
+
+    def readout(self, qubit, t_ns):
+        return 0
+
+    def entangle(self, qubit, t_ns, measure):
+        return (False, 0, None)
+
+
+@pytest.fixture
+def recording_nv():
+    """The :class:`RecordingNV` class (instantiate one per instrument rig)."""
+    return RecordingNV

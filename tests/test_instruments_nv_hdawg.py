@@ -38,35 +38,9 @@ while (true) { executeTableEntry(getDIOTriggered()); }
 """
 
 
-class RecordingNV:
-    """Minimal NVQubitBackend that records what the instruments drive."""
-
-    def __init__(self) -> None:
-        self.mw: list[tuple] = []
-        self.dd: list[tuple] = []
-
-    def play_mw(self, qubit, key, wave_i, wave_q, sample_rate_hz, t_ns):
-        self.mw.append((qubit, key, np.array(wave_i), np.array(wave_q), sample_rate_hz, t_ns))
-
-    def set_dd(self, qubit, on, t_ns):
-        self.dd.append((qubit, on, t_ns))
-
-    def cr_check(self, t_ns):
-        return 100
-
-    def initialize(self, qubit, t_ns):
-        pass
-
-    def readout(self, qubit, t_ns):
-        return 0
-
-    def entangle(self, qubit, t_ns, measure):
-        return (False, 0, None)
-
-
 @pytest.fixture
-def rig():
-    clock, backend = VirtualClock(), RecordingNV()
+def rig(recording_nv):
+    clock, backend = VirtualClock(), recording_nv()
     conn = SimulatedHDAWGConnection(clock, backend)
     hd = ZIHDAWG("hdawg_test", "dev8001", connection=conn)
     yield hd, conn, backend, clock

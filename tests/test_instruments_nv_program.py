@@ -18,29 +18,6 @@ from qnodeos_hw.waveforms.table import build_table
 TICK = 10_000
 
 
-class RecordingNV:
-    def __init__(self) -> None:
-        self.mw, self.dd = [], []
-
-    def play_mw(self, qubit, key, wave_i, wave_q, sample_rate_hz, t_ns):
-        self.mw.append((qubit, key, np.array(wave_i), np.array(wave_q), sample_rate_hz, t_ns))
-
-    def set_dd(self, qubit, on, t_ns):
-        self.dd.append((on, t_ns))
-
-    def cr_check(self, t_ns):
-        return 100
-
-    def initialize(self, qubit, t_ns):
-        pass
-
-    def readout(self, qubit, t_ns):
-        return 0
-
-    def entangle(self, qubit, t_ns, measure):
-        return (False, 0, None)
-
-
 @pytest.fixture(scope="module")
 def library():
     cal = load_calibration()
@@ -67,9 +44,9 @@ def test_program_source_is_understood(library):
     assert sorted(model.polled.idle) == list(range(16))
 
 
-def test_entry_plays_its_samples_on_the_dd_grid(library):
+def test_entry_plays_its_samples_on_the_dd_grid(library, recording_nv):
     table, program = library
-    be = RecordingNV()
+    be = recording_nv()
     node = open_nv_node(be, VirtualClock(), name="n1", program=program)
     conn = node.lab.hdawg_connection
     block_ns = program.idle_playlists[0].length * 1e9 / program.sample_rate_hz
@@ -86,7 +63,7 @@ def test_entry_plays_its_samples_on_the_dd_grid(library):
     rec = conn.played[-1]
     assert rec.table_index == entry.index and rec.t_start_ns == t0
     # DD stops for the operation and resumes right after it
-    assert be.dd[-2:] == [(False, t0), (True, rec.t_end_ns)]
+    assert be.dd[-2:] == [(0, False, t0), (0, True, rec.t_end_ns)]
     # the response comes on the first tick after the entry (op + first XY8 block) ends
     end = conn.core_busy_until_ns(0)
     assert end - t0 == pytest.approx(program.entry_duration_ns(entry.index), abs=1)
@@ -97,9 +74,9 @@ def test_entry_plays_its_samples_on_the_dd_grid(library):
     node.close()
 
 
-def test_long_idle_keeps_the_grid(library):
+def test_long_idle_keeps_the_grid(library, recording_nv):
     table, program = library
-    be = RecordingNV()
+    be = recording_nv()
     clock = VirtualClock()
     node = open_nv_node(be, clock, name="n2", program=program)
     conn = node.lab.hdawg_connection
@@ -117,9 +94,9 @@ def test_long_idle_keeps_the_grid(library):
     node.close()
 
 
-def test_laser_entry_takes_time_without_microwaves(library):
+def test_laser_entry_takes_time_without_microwaves(library, recording_nv):
     table, program = library
-    be = RecordingNV()
+    be = recording_nv()
     node = open_nv_node(be, VirtualClock(), name="n3", program=program)
     init = table.by_name("init")
     assert play(node, init.index).kind is ResponseKind.SUCCESS
@@ -129,9 +106,9 @@ def test_laser_entry_takes_time_without_microwaves(library):
     node.close()
 
 
-def test_controller_on_the_wrong_dio_protocol_is_caught(library):
+def test_controller_on_the_wrong_dio_protocol_is_caught(library, recording_nv):
     _, program = library
-    node = open_nv_node(RecordingNV(), VirtualClock(), name="n4", program=program)
+    node = open_nv_node(recording_nv(), VirtualClock(), name="n4", program=program)
     node.adwin.configure_dio("valid", 8)  # the flag bit is held high, never toggles again
     play(node, 7)
     with pytest.raises(AWGNoResponseError, match="codeword 7"):
