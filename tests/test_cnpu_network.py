@@ -478,3 +478,38 @@ def test_run_mains_runs_python_functions_on_chosen_nodes():
     assert res.ok, {r: o.error for r, o in res.outcomes.items()}
     assert res.results == {"p1": {"m": [1, 1, 1], "node": "n"}, "p2": {"m": [1, 1], "node": "n"}}
     assert set(res.network.nodes) == {"n"}
+
+
+def test_every_cnpu_in_its_own_process_runs_the_dqc_programs_and_merges_their_trace():
+    """run_mains_in_processes: client and server CNPUs are OS processes; results come back,
+    the DQC outcomes are those of |psi> (ideal nodes: deterministic in the Z basis), and
+    the CNPU events of both processes are merged into the network trace in wall order."""
+    from qnodeos_hw.cnpu.network import run_mains_in_processes
+    from qnodeos_hw.experiments.latency import dqc_iterations
+
+    apps = "qnodeos_hw.experiments.apps"
+    k = 6
+    res = run_mains_in_processes(
+        {"client": f"{apps}.dqc_client:main", "server": f"{apps}.dqc_server:main"},
+        IdealNetworkFactory(num_qubits=1, seed=3), NetworkSettings(seed=3, **FAST),
+        inputs={"client": {"alpha": 0, "theta": 2, "reps": k}, "server": {"bases": ["Z"] * k}},
+        timeout_s=120)
+    assert res.ok, {r: o.error for r, o in res.outcomes.items()}
+    # alpha = 0: |psi> = H|+> = |0>, so every Z outcome is 0 on ideal nodes
+    assert res.results["server"]["m"] == [0] * k
+    assert len(res.results["client"]["m"]) == k
+    kinds = {(e.node, e.kind) for e in res.trace.events}
+    assert {("client", "cnpu_socket_sent"), ("server", "cnpu_socket_received"),
+            ("client", "cnpu_done_received"), ("server", "cnpu_message_sent")} <= kinds
+    its = dqc_iterations(res.trace.events, "client", "server")
+    assert len(its) == k and all(it is not None and it.classical_ms >= 0 for it in its)
+
+
+def test_a_failing_program_in_a_cnpu_process_is_reported_by_role():
+    from qnodeos_hw.cnpu.network import run_mains_in_processes
+
+    res = run_mains_in_processes({"a": "qnodeos_hw.experiments.apps.dqc_client:no_such_main"},
+                                 IdealNetworkFactory(num_qubits=1, seed=1),
+                                 NetworkSettings(seed=1, **FAST), timeout_s=60)
+    assert not res.ok
+    assert "no_such_main" in res.outcomes["a"].error

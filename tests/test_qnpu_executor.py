@@ -151,6 +151,21 @@ def test_compiled_once_per_distinct_subroutine():
     assert (cache.hits, cache.misses) == (1, 1)
 
 
+def test_subroutines_of_one_shape_share_compiled_code_but_keep_their_values():
+    """The SDK gives each subroutine fresh array addresses: same shape, other bytes. They
+    share one compile (shape hit) and still write their own arrays and values."""
+    body = ("set R0 {n}\narray R0 @{a}\nset R1 {v}\nset R2 0\nstore R1 @{a}[R2]\n"
+            "lea R3 @{a}\nret_arr @{a}\n")
+    ex = StandaloneExecutor(IdealQDriver("t", 1), 1)
+    for n, a, v in ((2, 4, 7), (3, 8, 11), (2, 12, 5)):
+        ex.execute(bytes(_sub(body.format(n=n, a=a, v=v))))
+        assert ex.arrays[a] == [v] + [None] * (n - 1)
+        assert ex.regs.get("R3") == a
+    cache = ex.cache
+    assert (cache.hits, cache.misses, cache.shape_hits) == (0, 3, 2)
+    assert set(ex.arrays) >= {4, 8, 12}
+
+
 def test_malformed_bytes_are_named():
     cache = SubroutineCache(VanillaFlavour())
     with pytest.raises(MalformedSubroutineError, match="7 bytes per instruction"):

@@ -16,7 +16,7 @@ import os
 import random
 import socket
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -29,7 +29,7 @@ from ..qdrivers.ideal import IdealLink, IdealQDriver, NetworkQuantumState
 from ..qnpu.netstack import RequestBoard
 from ..qnpu.qnpu import QNPU, QNPUConfig
 from ..qnpu.server import QNPUServer
-from ..qnpu.trace import Trace
+from ..qnpu.trace import Trace, load_jsonl
 from .directory import NetworkDirectory, NodeEntry
 from .runtime import (AppDir, ProgramOutcome, external_names, load_app_dir, make_external_module,
                       run_programs)
@@ -223,6 +223,69 @@ def run_mains(mains: dict[str, Callable | str], factory: QDriverFactory | None =
         return AppDir(os.getcwd(), progs, {r: {} for r in mains}, roles)
 
     return _run(load, sorted(mains), roles, factory, settings, inputs, timeout_s)
+
+
+def run_mains_in_processes(mains: dict[str, str], factory: QDriverFactory | None = None,
+                           settings: NetworkSettings | None = None,
+                           roles: dict[str, str] | None = None,
+                           inputs: dict[str, dict] | None = None,
+                           timeout_s: float = 300.0) -> RunResult:
+    """:func:`run_mains` with every node's CNPU in its own OS process, as in the paper's
+    node (CNPU and QNPU on separate processors, talking TCP): the programs of one node
+    run as threads of that node's ``python -m qnodeos_hw.cnpu.program`` process, while
+    this process runs the QNPUs and the simulated QDevices. ``mains``: role ->
+    ``"module:function"``. The CNPUs' trace events are merged into the result's trace.
+    Host latencies then no longer include other programs' Python work (one GIL per CNPU)."""
+    import subprocess
+    import tempfile
+
+    settings = settings or NetworkSettings()
+    roles = dict(roles or {})
+    factory = factory or IdealNetworkFactory(seed=settings.seed)
+    node_of = {r: roles.get(r, r) for r in mains}
+    node_names = sorted(set(node_of.values()))
+    settings = replace(settings, external_cnpus=frozenset(node_names))
+    net = SimulatedNetwork(node_names, factory, settings, roles=roles)
+    outcomes: dict[str, ProgramOutcome] = {r: ProgramOutcome(r) for r in mains}
+    with tempfile.TemporaryDirectory(prefix="qnodeos-hw-cnpu-") as tmp, net:
+        dfile = os.path.join(tmp, "directory.json")
+        with open(dfile, "w", encoding="utf-8") as fp:
+            fp.write(net.directory.to_json())
+        procs = {}
+        env = dict(os.environ)
+        env[SIMULATOR_ENV] = Simulator.DEBUG.value
+        for node in node_names:
+            progs = {r: {"main": mains[r], "inputs": (inputs or {}).get(r, {})}
+                     for r in mains if node_of[r] == node}
+            tfile = os.path.join(tmp, f"trace-{node}.jsonl")
+            cmd = [sys.executable, "-m", "qnodeos_hw.cnpu.program", "--directory", dfile,
+                   "--programs", json.dumps(progs), "--timeout", str(timeout_s),
+                   "--trace", tfile]
+            procs[node] = (subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                            text=True, env=env), tfile, list(progs))
+        for node, (proc, tfile, node_roles) in procs.items():
+            try:
+                out, err = proc.communicate(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, err = proc.communicate()
+                err = f"TimeoutError: CNPU process of node '{node}' still running after " \
+                      f"{timeout_s} s\n{err}"
+            results: dict = {}
+            lines = out.strip().splitlines()
+            if lines:
+                try:
+                    results = json.loads(lines[-1])
+                except ValueError:
+                    results = {}
+            for r in node_roles:
+                outcomes[r].result = results.get(r) if isinstance(results, dict) else None
+                if proc.returncode != 0 and (outcomes[r].result is None or f"[{r}]" in err):
+                    outcomes[r].error = (f"CNPU process of node '{node}' exited with "
+                                         f"{proc.returncode}: {err.strip()[-2000:]}")
+            if os.path.exists(tfile):
+                net.trace.extend(load_jsonl(tfile))
+    return RunResult(outcomes, net.trace, net)
 
 
 def _run(load: Callable[[], AppDir], roles_list: list[str], roles_cfg: dict[str, str],

@@ -14,6 +14,16 @@ list), ``drv(instr, qubits)``, ``ph(vaddr) -> physical``, ``qalloc(v)``,
 ``qfree(v)``, ``create_epr(remote, socket, q_addr, arg_addr, res_addr)``,
 ``recv_epr(remote, socket, q_addr, res_addr)``, ``ret_reg(register, value)``,
 ``ret_arr(address, values)``, ``all_phys()``.
+
+Relocatable code: the netqasm SDK gives every subroutine fresh array addresses (and
+the ``set`` immediates that carry them), so byte-identical subroutines are rare while
+identical *shapes* are the rule (a program's loop body). The generated source
+therefore names ``set`` immediates ``K<j>`` and array addresses ``AD<slot>`` (slots in
+order of first use) and receives their values when the function is instantiated; the
+compiled code object is cached by its source text, so a new subroutine of a known shape
+costs a decode (cached per 7-byte command) and a source generation, not a ``compile()``
+(which holds the interpreter lock for milliseconds and would stall every other thread of
+the node).
 """
 
 from __future__ import annotations
@@ -27,8 +37,8 @@ from typing import Any, Callable
 from netqasm.lang.instr import core
 from netqasm.lang.instr.flavour import Flavour
 from netqasm.lang.operand import ArrayEntry, ArraySlice, Register
-from netqasm.lang.parsing import deserialize
-from netqasm.lang.subroutine import Subroutine
+from netqasm.lang.encoding import COMMAND_BYTES, METADATA_BYTES
+from netqasm.lang.parsing.binary import Deserializer
 
 from .errors import MalformedSubroutineError, UnsupportedSubroutineError
 
@@ -71,11 +81,11 @@ def _idx(i: Any) -> str:
     return _reg(i) if isinstance(i, Register) else str(int(i))
 
 
-def _arr(addr: Any) -> str:
+def _addr(addr: Any) -> int:
     a = addr.address
     if not isinstance(a, int):
         raise UnsupportedSubroutineError(f"symbolic array address {a!r} in a binary subroutine")
-    return f"A{a}"
+    return a
 
 
 class _Gen:
@@ -89,6 +99,10 @@ class _Gen:
         self.regs_written: set[str] = set()
         self.arrays: set[str] = set()
         self.consts: dict[str, int] = {}
+        #: values of the ``K<j>`` names (``set`` immediates), in order
+        self.kvals: list[int] = []
+        #: array address -> slot (``A<slot>`` local, ``AD<slot>`` address), first use first
+        self.slots: dict[int, int] = {}
 
     def emit(self, depth: int, text: str, idx: int | None = None) -> None:
         self.lines.append("    " * depth + text)
@@ -104,10 +118,27 @@ class _Gen:
         self.regs_written.add(name)
         return name
 
+    def slot(self, addr: Any) -> int:
+        a = _addr(addr)
+        s = self.slots.get(a)
+        if s is None:
+            s = self.slots[a] = len(self.slots)
+        return s
+
     def a(self, addr: Any) -> str:
-        name = _arr(addr)
+        """Local name of the array at ``addr``."""
+        name = f"A{self.slot(addr)}"
         self.arrays.add(name)
         return name
+
+    def ad(self, addr: Any) -> str:
+        """Name of the address value of the array at ``addr``."""
+        return f"AD{self.slot(addr)}"
+
+    def k(self, value: int) -> str:
+        """Name of an integer immediate (bound at instantiation)."""
+        self.kvals.append(int(value))
+        return f"K{len(self.kvals) - 1}"
 
     def entry(self, e: ArrayEntry) -> str:
         idx = e.index
@@ -147,7 +178,7 @@ def _translate(g: _Gen, i: int, ins: Any, d: int, block_start: int, next_block: 
     m = ins.mnemonic
     e = lambda text: g.emit(d, text, i)  # noqa: E731
     if m == "set":
-        e(f"{g.w(ins.reg)} = {int(ins.imm.value)}")
+        e(f"{g.w(ins.reg)} = {g.k(ins.imm.value)}")
     elif m in _BINARY_OPS:
         e(f"{g.w(ins.regout)} = {g.r(ins.regin0)} {_BINARY_OPS[m]} {g.r(ins.regin1)}")
     elif m == "div":
@@ -159,7 +190,7 @@ def _translate(g: _Gen, i: int, ins: Any, d: int, block_start: int, next_block: 
         e(f"{g.w(ins.regout)} = ({g.r(ins.regin0)} {op} {g.r(ins.regin1)}) % _mod({g.r(ins.regmod)})")
     elif m == "array":
         a = g.a(ins.address)
-        e(f"{a} = _arrs[{ins.address.address}] = [None] * {g.r(ins.size)}")
+        e(f"{a} = _arrs[{g.ad(ins.address)}] = [None] * {g.r(ins.size)}")
     elif m == "store":
         e(f"{g.entry(ins.entry)} = {g.r(ins.reg)}")
     elif m == "load":
@@ -167,7 +198,7 @@ def _translate(g: _Gen, i: int, ins: Any, d: int, block_start: int, next_block: 
     elif m == "undef":
         e(f"{g.entry(ins.entry)} = None")
     elif m == "lea":
-        e(f"{g.w(ins.reg)} = {int(ins.address.address)}")
+        e(f"{g.w(ins.reg)} = {g.ad(ins.address)}")
     elif m == "wait_all":
         e(f"while None in {g.slice_(ins.slice)}: yield _WAIT")
     elif m == "wait_any":
@@ -179,7 +210,7 @@ def _translate(g: _Gen, i: int, ins: Any, d: int, block_start: int, next_block: 
         e(f"_c.ret_reg({ins.reg.name.name!r}, {ins.reg.index}, {g.r(ins.reg)})")
     elif m == "ret_arr":
         a = g.a(ins.address)
-        e(f"_c.ret_arr({ins.address.address}, {a})")
+        e(f"_c.ret_arr({g.ad(ins.address)}, {a})")
     elif m == "qalloc":
         e(f"while not _c.qalloc({g.r(ins.reg)}): yield _WAIT")
     elif m == "qfree":
@@ -226,8 +257,10 @@ def _translate(g: _Gen, i: int, ins: Any, d: int, block_start: int, next_block: 
     return False
 
 
-def compile_instructions(instrs: list, name: str = "<subroutine>") -> CompiledSubroutine:
-    """Compile decoded netqasm instructions to a generator function."""
+def compile_instructions(instrs: list, name: str = "<subroutine>",
+                         code_cache: dict[str, Any] | None = None) -> CompiledSubroutine:
+    """Compile decoded netqasm instructions to a generator function. ``code_cache``
+    (source text -> code object) lets subroutines of one shape share a ``compile()``."""
     n = len(instrs)
     g = _Gen(instrs)
     leaders = _leaders(instrs) if n else []
@@ -242,15 +275,19 @@ def compile_instructions(instrs: list, name: str = "<subroutine>") -> CompiledSu
             body.emit(4, f"_b = {end}")
     # prologue / epilogue
     regs = sorted(body.regs_read | body.regs_written)
-    g.emit(0, "def _factory(_I, _div, _rem, _mod, _WAIT):")
+    g.emit(0, "def _factory(_I, _K, _AD, _div, _rem, _mod, _WAIT):")
     for c in sorted(body.consts, key=lambda s: int(s[1:])):
         g.emit(1, f"{c} = _I[{body.consts[c]}]")
+    if body.kvals:
+        g.emit(1, ", ".join(f"K{j}" for j in range(len(body.kvals))) + ", = _K")
+    if body.slots:
+        g.emit(1, ", ".join(f"AD{j}" for j in range(len(body.slots))) + ", = _AD")
     g.emit(1, "def _run(_c):")
     g.emit(2, "_drv = _c.drv; _ph = _c.ph; _regs = _c.regs; _arrs = _c.arrays")
     for r in regs:
         g.emit(2, f"{r} = _regs.get({r!r})")
     for a in sorted(body.arrays, key=lambda s: int(s[1:])):
-        g.emit(2, f"{a} = _arrs.get({a[1:]})")
+        g.emit(2, f"{a} = _arrs.get(AD{a[1:]})")
     g.emit(2, "_b = 0")
     g.emit(2, "while True:")
     g.lines.extend(body.lines)
@@ -262,11 +299,18 @@ def compile_instructions(instrs: list, name: str = "<subroutine>") -> CompiledSu
     g.emit(2, "yield")
     g.emit(1, "return _run")
     source = "\n".join(g.lines) + "\n"
-    filename = f"<netqasm-subroutine {name}>"
+    code = code_cache.get(source) if code_cache is not None else None
+    if code is None:
+        filename = f"<netqasm-subroutine {name}>"
+        code = compile(source, filename, "exec")
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        if code_cache is not None:
+            code_cache[source] = code
+    filename = code.co_filename
     ns: dict[str, Any] = {}
-    exec(compile(source, filename, "exec"), ns)  # noqa: S102 - our own generated code
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    run = ns["_factory"](instrs, _div, _rem, _mod, WAIT)
+    exec(code, ns)  # noqa: S102 - our own generated code
+    addrs = tuple(a for a, _ in sorted(body.slots.items(), key=lambda kv: kv[1]))
+    run = ns["_factory"](instrs, tuple(body.kvals), addrs, _div, _rem, _mod, WAIT)
     line_map = {ln + 1: idx for ln, idx in enumerate(g.line_instr) if idx is not None}
     return CompiledSubroutine(instrs, source, run, line_map, filename)
 
@@ -290,22 +334,50 @@ def _mod(m: int) -> int:
 
 
 class SubroutineCache:
-    """Decode + compile each distinct subroutine once (keyed by its bytes without the
-    app-id header). Thread-safe; ``hits``/``misses`` count lookups."""
+    """Decode + compile subroutines once. Three levels: the exact bytes (without the
+    app-id header) -> compiled subroutine; each 7-byte command -> its decoded netqasm
+    instruction; generated source (a subroutine *shape*, see module docstring) -> code
+    object. Thread-safe; ``hits`` / ``misses`` count exact-bytes lookups,
+    ``shape_hits`` the misses whose code was already compiled."""
 
     def __init__(self, flavour: Flavour, max_entries: int = 4096) -> None:
         self.flavour = flavour
         self.max_entries = max_entries
         self._cache: dict[bytes, CompiledSubroutine] = {}
+        self._commands: dict[bytes, Any] = {}
+        self._code: dict[str, Any] = {}
+        self._deserializer = Deserializer(flavour)
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+        self.shape_hits = 0
+
+    def _decode(self, raw: bytes) -> list:
+        """The instructions of ``raw`` (netqasm's own decoder per distinct command)."""
+        cmds, dec = self._commands, self._deserializer.deserialize_command
+        out = []
+        for i in range(METADATA_BYTES, len(raw), COMMAND_BYTES):
+            chunk = raw[i:i + COMMAND_BYTES]
+            ins = cmds.get(chunk)
+            if ins is None:
+                try:
+                    ins = dec(chunk)
+                except Exception as exc:  # netqasm raises assorted types on bad bytes
+                    raise MalformedSubroutineError(
+                        f"cannot decode command {(i - METADATA_BYTES) // COMMAND_BYTES} "
+                        f"({chunk.hex()}) with the {type(self.flavour).__name__}: "
+                        f"{type(exc).__name__}: {exc}") from exc
+                if len(cmds) < 8 * self.max_entries:
+                    cmds[chunk] = ins
+            out.append(ins)
+        return out
 
     def get(self, raw: bytes) -> tuple[CompiledSubroutine, int]:
         """Compiled subroutine and app id for ``raw`` (netqasm binary encoding)."""
-        if len(raw) < 4 or (len(raw) - 4) % 7:
+        if len(raw) < METADATA_BYTES or (len(raw) - METADATA_BYTES) % COMMAND_BYTES:
             raise MalformedSubroutineError(
-                f"subroutine of {len(raw)} bytes: expected a 4-byte header + 7 bytes per instruction")
+                f"subroutine of {len(raw)} bytes: expected a {METADATA_BYTES}-byte header + "
+                f"{COMMAND_BYTES} bytes per instruction")
         app_id = int.from_bytes(raw[2:4], sys.byteorder)
         key = raw[:2] + raw[4:]
         c = self._cache.get(key)
@@ -313,15 +385,16 @@ class SubroutineCache:
             self.hits += 1
             return c, app_id
         self.misses += 1
-        try:
-            sub: Subroutine = deserialize(raw, flavour=self.flavour)
-        except Exception as exc:  # netqasm raises assorted types on bad bytes
-            raise MalformedSubroutineError(
-                f"cannot decode subroutine with the {type(self.flavour).__name__}: "
-                f"{type(exc).__name__}: {exc}") from exc
-        c = compile_instructions(list(sub.instructions), name=f"{len(self._cache)}")
+        instrs = self._decode(bytes(raw))
         with self._lock:
+            n_code = len(self._code)
+            if n_code >= self.max_entries:
+                self._code.clear()
+        c = compile_instructions(instrs, name=f"{len(self._cache)}", code_cache=self._code)
+        with self._lock:
+            if len(self._code) == n_code:
+                self.shape_hits += 1
             if len(self._cache) >= self.max_entries:
                 self._cache.clear()
             self._cache[key] = c
-        return c, sub.app_id
+        return c, app_id

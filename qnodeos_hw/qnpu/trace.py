@@ -14,7 +14,9 @@ class TraceEvent:
     """One event: ``t_ns`` on the node's virtual clock, ``kind`` (e.g. 'subroutine_received',
     'process_state', 'instr_sent', 'instr_response', 'entanglement_delivered'), the node,
     the process id (or None), free-form ``data`` and ``wall_ns`` (host
-    ``time.perf_counter_ns``, for latency breakdowns of CNPU <-> QNPU round trips).
+    ``time.monotonic_ns``: one clock for every process of the host, so CNPUs running as
+    their own processes can be merged in; for latency breakdowns of CNPU <-> QNPU round
+    trips).
     CNPU-side events ('cnpu_message_sent', 'cnpu_done_received') have ``t_ns = -1``:
     the CNPU has no virtual clock."""
 
@@ -42,7 +44,7 @@ class Trace:
     def record(self, t_ns: int, node: str, kind: str, pid: int | None = None, **data: Any) -> None:
         if self.kinds is not None and kind not in self.kinds:
             return
-        ev = TraceEvent(int(t_ns), node, kind, pid, data, time.perf_counter_ns())
+        ev = TraceEvent(int(t_ns), node, kind, pid, data, time.monotonic_ns())
         with self._lock:
             self._events.append(ev)
 
@@ -64,3 +66,21 @@ class Trace:
     def save(self, path: str) -> int:
         with open(path, "w", encoding="utf-8") as fp:
             return self.write_jsonl(fp)
+
+    def extend(self, events: Iterable[TraceEvent]) -> None:
+        """Add events recorded elsewhere (e.g. by a CNPU process: :func:`load_jsonl`)."""
+        evs = list(events)
+        with self._lock:
+            self._events.extend(evs)
+
+
+def load_jsonl(path: str) -> list[TraceEvent]:
+    """Events written by :meth:`Trace.save` / :meth:`Trace.write_jsonl`."""
+    out = []
+    with open(path, encoding="utf-8") as fp:
+        for line in fp:
+            if line.strip():
+                d = json.loads(line)
+                out.append(TraceEvent(d["t_ns"], d["node"], d["kind"], d.get("pid"),
+                                      d.get("data") or {}, d.get("wall_ns", 0)))
+    return out
