@@ -7,7 +7,9 @@ Client-QDevice utilisation ``T_util = 1 - T_idle / T_total`` with entanglement a
 windows excluded from T_total: busy = virtual time inside quantum instructions,
 T_total = the client's virtual span of the run(s) minus the attempt windows. Also:
 LGT fidelities and how many LGT blocks (subroutines) run between consecutive DQC-client
-blocks. Latency model as in :mod:`.dqc` (``idle_wall_scale = 1``).
+blocks. Latency model and process layout as in :mod:`.dqc` (``idle_wall_scale = 1``;
+``cnpu_processes``: each node's CNPU is its own OS process running that node's programs as
+threads, as on the paper's CNPU).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class MultitaskConfig:
     lgt_k: int = 4  # LGT program = lgt_k x 18 blocks
     seed: int = 1
     idle_wall_scale: float = 1.0
+    cnpu_processes: bool = True
 
 
 def programs(n: int, cfg: MultitaskConfig, seed: int) -> tuple[dict, dict, dict]:
@@ -57,11 +60,12 @@ def programs(n: int, cfg: MultitaskConfig, seed: int) -> tuple[dict, dict, dict]
 
 
 def _run(mains: dict, roles: dict, inputs: dict, cfg: MultitaskConfig, seed: int):
-    from ..cnpu.network import NVNetworkFactory, run_mains
+    from ..cnpu.network import NVNetworkFactory, run_mains, run_mains_in_processes
+    run = run_mains_in_processes if cfg.cnpu_processes else run_mains
     with fast_thread_switching():
-        res = run_mains(mains, NVNetworkFactory(seed=seed, num_qubits=1),
-                        nv_network_settings(10_000_000, seed, cfg.idle_wall_scale, True),
-                        roles=roles, inputs=inputs)
+        res = run(mains, NVNetworkFactory(seed=seed, num_qubits=1),
+                  nv_network_settings(10_000_000, seed, cfg.idle_wall_scale, True),
+                  roles=roles, inputs=inputs)
     if not res.ok:
         raise RuntimeError(f"multitask run failed: "
                            f"{ {r: o.error for r, o in res.outcomes.items() if o.error} }")
