@@ -7,8 +7,10 @@ simulated, summed over settings), ``circuits``, ``min_fidelity`` (readout-correc
 the latency filter: the documented pass criterion, see qnodeos_hw.experiments.dqc), the
 unfiltered and raw minima, ``all_above_2_3``, per-setting
 fidelities and ``goal_met`` (wall_s <= 120 and every setting above 2/3).
-Options: ``--k N`` circuits per setting, ``--workers W`` settings in W OS processes (default 2 = the
-machine's cores; 1 = everything in one process),
+Options: ``--k N`` circuits per setting, ``--workers W`` settings run side by side in W OS
+processes (default 1: each setting already runs three processes -- the QNPUs with the
+simulated QDevices, and one CNPU per node; more settings at once share the 2 cores and
+lengthen the server's wait),
 ``--out DIR`` also writes dqc.json/png/db there.
 """
 
@@ -25,7 +27,7 @@ from qnodeos_hw.experiments import dqc
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--k", type=int, default=1200)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=int, default=1)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", default=None)
     a = p.parse_args(argv)

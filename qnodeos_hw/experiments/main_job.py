@@ -23,7 +23,7 @@ def run(args) -> int:
     t0 = time.perf_counter()
     print(f"== DQC: 6 (alpha, theta) settings x k={DQC_K} circuits, two simulated NV nodes")
     cfg = dqc.DQCConfig(k=DQC_K, seed=1)
-    recs, analyses = dqc.run_dqc(cfg, workers=2)
+    recs, analyses = dqc.run_dqc(cfg, workers=1)  # CNPUs are processes already: 3 per setting
     summ = dqc.summary(cfg, analyses, time.perf_counter() - t0)
     f_dqc = dqc.save(out / "dqc", cfg, recs, summ)
     print(f"== LGT: six cardinal states x 3 bases x k={LGT_K}")
