@@ -28,6 +28,7 @@ the node).
 
 from __future__ import annotations
 
+import dataclasses
 import linecache
 import sys
 import threading
@@ -36,7 +37,7 @@ from typing import Any, Callable
 
 from netqasm.lang.instr import core
 from netqasm.lang.instr.flavour import Flavour
-from netqasm.lang.operand import ArrayEntry, ArraySlice, Register
+from netqasm.lang.operand import Address, ArrayEntry, ArraySlice, Register
 from netqasm.lang.encoding import COMMAND_BYTES, METADATA_BYTES
 from netqasm.lang.parsing.binary import Deserializer
 
@@ -63,6 +64,10 @@ class CompiledSubroutine:
     run: Callable[[Any], Any]
     line_map: dict[int, int] = field(repr=False)  # generated source line -> instruction index
     filename: str = ""
+    #: the values bound to the source's ``K<j>`` (set immediates) and ``AD<slot>`` names
+    kvals: tuple = ()
+    addresses: tuple = ()
+    code: Any = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.instructions)
@@ -312,7 +317,40 @@ def compile_instructions(instrs: list, name: str = "<subroutine>",
     addrs = tuple(a for a, _ in sorted(body.slots.items(), key=lambda kv: kv[1]))
     run = ns["_factory"](instrs, tuple(body.kvals), addrs, _div, _rem, _mod, WAIT)
     line_map = {ln + 1: idx for ln, idx in enumerate(g.line_instr) if idx is not None}
-    return CompiledSubroutine(instrs, source, run, line_map, filename)
+    return CompiledSubroutine(instrs, source, run, line_map, filename, tuple(body.kvals), addrs,
+                              code)
+
+
+def instantiate(shape: CompiledSubroutine, instrs: list, kvals: tuple,
+                addresses: tuple) -> CompiledSubroutine:
+    """A subroutine of ``shape``'s shape with its own instructions and values (no code
+    generation, no ``compile()``)."""
+    ns: dict[str, Any] = {}
+    exec(shape.code, ns)  # noqa: S102 - our own generated code
+    run = ns["_factory"](instrs, kvals, addresses, _div, _rem, _mod, WAIT)
+    return CompiledSubroutine(instrs, shape.source, run, shape.line_map, shape.filename,
+                              kvals, addresses, shape.code)
+
+
+def _shape_token(ins: Any) -> tuple[Any, str | None, Any]:
+    """(token, kind, value) of one instruction for the shape key: ``set`` immediates
+    (kind 'K') and array addresses (kind 'A') are left out of the token."""
+    if isinstance(ins, core.SetInstruction):
+        return ("set", str(ins.reg)), "K", int(ins.imm.value)
+    for f in ("address", "entry", "slice"):
+        op = getattr(ins, f, None)
+        if op is None:
+            continue
+        addr = op if f == "address" else op.address
+        if not isinstance(addr.address, int):
+            break
+        zero = Address(0)
+        norm = dataclasses.replace(
+            ins, **{f: zero if f == "address" else
+                    ArrayEntry(zero, op.index) if f == "entry" else
+                    ArraySlice(zero, op.start, op.stop)})
+        return ("addr", str(norm)), "A", addr.address
+    return ("ins", str(ins)), None, None
 
 
 def _div(a: int, b: int) -> int:
@@ -346,20 +384,22 @@ class SubroutineCache:
         self._cache: dict[bytes, CompiledSubroutine] = {}
         self._commands: dict[bytes, Any] = {}
         self._code: dict[str, Any] = {}
+        self._shapes: dict[tuple, CompiledSubroutine] = {}
         self._deserializer = Deserializer(flavour)
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
         self.shape_hits = 0
 
-    def _decode(self, raw: bytes) -> list:
-        """The instructions of ``raw`` (netqasm's own decoder per distinct command)."""
+    def _decode(self, raw: bytes) -> tuple[list, tuple, tuple, tuple]:
+        """(instructions, shape key, set immediates, array addresses by slot) of ``raw``
+        (netqasm's own decoder, once per distinct 7-byte command)."""
         cmds, dec = self._commands, self._deserializer.deserialize_command
-        out = []
+        out, key, kvals, slots = [], [], [], {}
         for i in range(METADATA_BYTES, len(raw), COMMAND_BYTES):
             chunk = raw[i:i + COMMAND_BYTES]
-            ins = cmds.get(chunk)
-            if ins is None:
+            hit = cmds.get(chunk)
+            if hit is None:
                 try:
                     ins = dec(chunk)
                 except Exception as exc:  # netqasm raises assorted types on bad bytes
@@ -367,10 +407,22 @@ class SubroutineCache:
                         f"cannot decode command {(i - METADATA_BYTES) // COMMAND_BYTES} "
                         f"({chunk.hex()}) with the {type(self.flavour).__name__}: "
                         f"{type(exc).__name__}: {exc}") from exc
+                hit = (ins, *_shape_token(ins))
                 if len(cmds) < 8 * self.max_entries:
-                    cmds[chunk] = ins
+                    cmds[chunk] = hit
+            ins, token, kind, value = hit
             out.append(ins)
-        return out
+            if kind == "K":
+                kvals.append(value)
+                key.append(token)
+            elif kind == "A":
+                slot = slots.get(value)
+                if slot is None:
+                    slot = slots[value] = len(slots)
+                key.append((token, slot))
+            else:
+                key.append(token)
+        return out, tuple(key), tuple(kvals), tuple(slots)
 
     def get(self, raw: bytes) -> tuple[CompiledSubroutine, int]:
         """Compiled subroutine and app id for ``raw`` (netqasm binary encoding)."""
@@ -385,15 +437,21 @@ class SubroutineCache:
             self.hits += 1
             return c, app_id
         self.misses += 1
-        instrs = self._decode(bytes(raw))
+        instrs, shape_key, kvals, addrs = self._decode(bytes(raw))
+        shape = self._shapes.get(shape_key)
+        if shape is not None:
+            c = instantiate(shape, instrs, kvals, addrs)
+            self.shape_hits += 1
+        else:
+            c = compile_instructions(instrs, name=f"{len(self._shapes)}", code_cache=self._code)
+            with self._lock:
+                if len(self._shapes) >= self.max_entries:
+                    self._shapes.clear()
+                    self._code.clear()
+                # the generator numbers K/AD names as the decoder does; keep it honest
+                if (c.kvals, c.addresses) == (kvals, addrs):
+                    self._shapes[shape_key] = c
         with self._lock:
-            n_code = len(self._code)
-            if n_code >= self.max_entries:
-                self._code.clear()
-        c = compile_instructions(instrs, name=f"{len(self._cache)}", code_cache=self._code)
-        with self._lock:
-            if len(self._code) == n_code:
-                self.shape_hits += 1
             if len(self._cache) >= self.max_entries:
                 self._cache.clear()
             self._cache[key] = c
