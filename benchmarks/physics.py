@@ -196,8 +196,11 @@ def bench_nv_stack(shots: int, period_ns: int | None = None, batched: bool = Fal
         node.close()
 
 
-def bench_nv_lgt(subroutines: int, period_ns: int = PAPER_LGT_PERIOD_NS) -> dict | None:
-    """The headline: LGT subroutines (6 states x 3 bases) one every ``period_ns``."""
+def bench_nv_lgt(subroutines: int, period_ns: int = PAPER_LGT_PERIOD_NS,
+                 repeats: int = 5) -> dict | None:
+    """The headline: LGT subroutines (6 states x 3 bases) one every ``period_ns``; the
+    stream is run ``repeats`` times on one station and the median run is reported (this
+    shared 2-vCPU machine varies by up to 1.6x between runs a second apart)."""
     try:
         table, node = _open_station()
     except ImportError as exc:
@@ -207,8 +210,13 @@ def bench_nv_lgt(subroutines: int, period_ns: int = PAPER_LGT_PERIOD_NS) -> dict
         path = (f"{_STACK}; LGT subroutines (INIT, state-prep PLAY, basis PLAY, MEASURE; "
                 f"6 states x 3 bases) one every {period_ns / 1e6:g} ms, DD idle between, "
                 "words sent one at a time")
-        out = _stream(node, subs, subroutines, period_ns, False, path)
+        runs = [_stream(node, subs, subroutines, period_ns, False, path)
+                for _ in range(max(1, repeats))]
+        runs.sort(key=lambda r: r["sim_over_wall"])
+        out = dict(runs[len(runs) // 2])
+        out["sim_over_wall_runs"] = [r["sim_over_wall"] for r in runs]
         out["subroutines"] = subroutines
+        out["repeats"] = len(runs)
         return out
     finally:
         node.close()
@@ -343,12 +351,14 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{name}: {modes[name]}")
     head = "nv_lgt_paced" if "sim_over_wall" in modes["nv_lgt_paced"] else "nv_backend"
     top = modes[head]
-    keep = ("sim_over_wall", "instr_per_s", "wall_us_per_instr", "path", "lgt_agreement",
+    keep = ("sim_over_wall", "sim_over_wall_runs", "instr_per_s", "wall_us_per_instr", "path",
+            "lgt_agreement",
             "init_us_per_execute", "rot_us_per_execute", "meas_us_per_execute")
     return {"sim_over_wall": top["sim_over_wall"], "instr_per_s": top["instr_per_s"],
+            "sim_over_wall_runs": top.get("sim_over_wall_runs"),
             "headline_mode": head, "path": top["path"],
             "definition": "simulated node time (s, DD idle between subroutines included) per "
-                          "wall second, headline_mode's workload",
+                          "wall second, headline_mode's workload (median of its repeated runs)",
             "goal_sim_over_wall": 100, "goal_met": top["sim_over_wall"] >= 100,
             "dense_sim_over_wall": modes["nv_stack"].get("sim_over_wall"),
             "modes": {k: {kk: v[kk] for kk in keep if kk in v} if "path" in v else v
