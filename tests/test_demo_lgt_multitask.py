@@ -50,7 +50,8 @@ def test_parse_n_names_bad_input():
 
 @pytest.fixture(scope="module")
 def mt_run(tmp_path_factory):
-    cfg = multitask.MultitaskConfig(dqc_reps=12, lgt_k=2, seed=3)
+    # LGT programs long enough to outlast the DQC programs' start-up (72 blocks each)
+    cfg = multitask.MultitaskConfig(dqc_reps=12, lgt_k=4, seed=3)
     summ = multitask.run_multitask([2], cfg, progress=False)
     return summ, multitask.save(tmp_path_factory.mktemp("mt"), summ)
 

@@ -10,8 +10,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 from netqasm.backend.messages import (ErrorMessage, MsgDoneMessage, ReturnArrayMessage,
-                                      ReturnRegMessage, SubroutineMessage,
-                                      deserialize_return_msg)
+                                      ReturnRegMessage, deserialize_return_msg)
 from netqasm.lang.operand import Register
 from netqasm.sdk.builder import LabelManager
 from netqasm.sdk.connection import BaseNetQASMConnection
@@ -22,6 +21,7 @@ from ..qnpu.framing import recv_frame, send_frame
 from ..qnpu.qnpu import EXT_APP_NAME, EXT_ERROR, EXT_STATE_REP, EXT_STATE_REQ
 from ..qnpu.trace import Trace
 from .directory import NetworkDirectory
+from .sdk_cache import SdkShapeCache
 
 
 class QNPUConnectionError(ConnectionError):
@@ -68,6 +68,7 @@ class QNPUConnection(BaseNetQASMConnection):
         self._detail: dict | None = None
         self._state_reply: dict | None = None
         self._closed = False
+        self._sdk_cache: SdkShapeCache | None = None
         try:
             self._sock = socket.create_connection(entry.qnpu, timeout=timeout_s)
         except OSError as exc:
@@ -102,16 +103,18 @@ class QNPUConnection(BaseNetQASMConnection):
 
     def commit_protosubroutine(self, protosubroutine: Any, block: bool = True,
                                callback: Optional[Callable] = None) -> None:
-        """netqasm's, without its eager debug text: netqasm formats the whole
+        """netqasm's, without its eager debug text (netqasm formats the whole
         (proto)subroutine into f-strings for ``logger.debug`` even when debug logging is
-        off (about a third of a millisecond per subroutine, on the path the server's
-        qubit waits through). The text is still logged when debug is enabled."""
-        if self._logger.isEnabledFor(logging.DEBUG):
+        off: about a third of a millisecond per subroutine, on the path the server's
+        qubit waits through), and compiled once per shape (:mod:`.sdk_cache`: the bytes
+        are netqasm's own). With debug logging or line tracking on, netqasm's path runs."""
+        if self._logger.isEnabledFor(logging.DEBUG) or getattr(self._builder, "_track_lines",
+                                                               False):
             return super().commit_protosubroutine(protosubroutine, block, callback)
-        subroutine = self._builder.subrt_compile_subroutine(protosubroutine)
-        subroutine.instantiate(self.app_id)
-        self._commit_message(msg=SubroutineMessage(subroutine=subroutine), block=block,
-                             callback=callback)
+        if self._sdk_cache is None:
+            self._sdk_cache = SdkShapeCache(self._builder.subrt_compile_subroutine, self.app_id)
+        self._commit_serialized_message(self._sdk_cache.message(protosubroutine), block,
+                                        callback)
         self._builder._reset()
 
     # -- netqasm hooks ----------------------------------------------------------------------

@@ -10,7 +10,10 @@ node's classical hub at the address the network directory (JSON,
 :meth:`NetworkDirectory.to_json`) gives, so the node's QNPU may live in another
 process or host. ``--trace FILE`` writes this CNPU's events (``cnpu_message_sent``,
 ``cnpu_done_received``, ``cnpu_socket_sent`` / ``_received``; ``wall_ns`` on the host's
-monotonic clock, comparable across processes of one host) as JSON lines. Prints the
+monotonic clock, comparable across processes of one host) as JSON lines. Once the
+programs are imported the process freezes its heap for the garbage collector (a full
+collection of netqasm's and numpy's objects stalled every program thread for tens of
+ms), switches threads every 0.5 ms, and lowers its priority by ``--nice``. Prints the
 programs' return values as JSON (last line): the value itself with ``--role``, else
 ``{role: value}``; exit status 1 if any program failed.
 """
@@ -66,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--inputs", default="{}", help="JSON keyword inputs of --role's main()")
     ap.add_argument("--timeout", type=float, default=120.0, help="s")
     ap.add_argument("--trace", help="write this CNPU's trace events here (JSON lines)")
+    ap.add_argument("--nice", type=int, default=0, help="lower this process' CPU priority "
+                    "by this much (os.nice) once the programs are loaded")
     args = ap.parse_args(argv)
     with open(args.directory, encoding="utf-8") as fp:
         directory = NetworkDirectory.from_json(fp.read())
@@ -84,6 +89,11 @@ def main(argv: list[str] | None = None) -> int:
         with external_names(make_external_module(directory, {node.name: hub}, args.timeout,
                                                  trace)):
             app, inputs = _load(args)
+            import gc
+            gc.freeze()
+            sys.setswitchinterval(0.0005)
+            if args.nice:
+                os.nice(args.nice)
             outs = run_programs(app, inputs, args.timeout)
     finally:
         hub.close()

@@ -58,7 +58,10 @@ class QNPUConfig:
     ``idle_wall_scale``: while the QNPU idles waiting for its programs, its virtual clock
     advances by the elapsed wall time times this factor (0: time stands still while
     idle, the default; 1: real host latencies show up in virtual time, e.g. for
-    decoherence while a program thinks)."""
+    decoherence while a program thinks). With a positive scale the QNPU also waits for
+    the next time bin in (scaled) wall time when a program is between subroutines, so
+    that its next subroutine can run before the bin starts (multitasking); when every
+    program waits for entanglement or a qubit, time jumps to the bin at once."""
 
     bin_ns: int = 10_000_000
     links: tuple[frozenset, ...] = ()
@@ -240,7 +243,10 @@ class QNPU:
                 if self.net.has_demand():
                     nxt = (b + 1) * self.schedule.bin_ns if b <= self._last_bin else now
                     if nxt > now:
-                        self._advance_to(nxt)
+                        if self.config.idle_wall_scale > 0 and self._may_get_work():
+                            self._drain_until(nxt)  # a program may send work before the bin
+                        else:
+                            self._advance_to(nxt)
                     continue
                 self._drain(block=True)
         except Exception as exc:  # reported, never silent; programs are cut off at once
@@ -257,6 +263,33 @@ class QNPU:
                             f"bin ({type(self.driver).__name__} exposes none)")
         if t > self.clock.now_ns():
             self.clock.advance_to(t)
+
+    def _may_get_work(self) -> bool:
+        """Whether a user process is idle between subroutines: its CNPU may send the next
+        one at any moment (the others wait for entanglement, a qubit or their queue)."""
+        return any(p.state is ProcessState.IDLE for p in self.procs.values())
+
+    def _drain_until(self, t_ns: int) -> None:
+        """Real-time wait (``idle_wall_scale``) for host messages until virtual time
+        ``t_ns`` (e.g. the next time bin): a program's subroutine arriving meanwhile is
+        handled at once (it may run before the bin starts), else the clock reaches
+        ``t_ns`` when the scaled wall time has passed."""
+        now = self.driver.now_ns()
+        scale = self.config.idle_wall_scale
+        t0 = time.perf_counter_ns()
+        try:
+            item = self._inbox.get(timeout=(t_ns - now) / scale * 1e-9)
+        except queue.Empty:
+            self._advance_to(t_ns)
+            return
+        dt = int((time.perf_counter_ns() - t0) * scale)
+        self._advance_to(min(t_ns, now + dt))
+        while True:
+            self._handle(item)
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                return
 
     def _drain(self, block: bool) -> None:
         try:
