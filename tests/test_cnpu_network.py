@@ -513,3 +513,42 @@ def test_a_failing_program_in_a_cnpu_process_is_reported_by_role():
                                  NetworkSettings(seed=1, **FAST), timeout_s=60)
     assert not res.ok
     assert "no_such_main" in res.outcomes["a"].error
+
+
+def test_with_wall_time_a_local_subroutine_runs_before_the_next_bin(tmp_path):
+    """idle_wall_scale = 1, 300 ms bins: the creator asks for a pair right away; a second
+    program on the same node sends a local subroutine 50 ms (wall) later. The QNPU waits
+    for the bin in wall time while that program is between subroutines, so the local
+    subroutine runs before the first bin starts (it used to jump to the bin at once)."""
+    files = {
+        "roles.yaml": "creator: a\nlocal: a\nreceiver: b\n",
+        "app_creator.py": MULTI["app_dqc_client.py"].replace('"dqc_server"', '"receiver"'),
+        "app_receiver.py": MULTI["app_dqc_server.py"].replace('"dqc_client"', '"creator"'),
+        "app_local.py": """
+            import time
+            from netqasm.sdk import Qubit
+            from netqasm.sdk.external import NetQASMConnection
+
+            def main(app_config=None):
+                with NetQASMConnection(app_config.app_name) as conn:
+                    time.sleep(0.05)
+                    q = Qubit(conn)
+                    m = q.measure()
+                    conn.flush()
+                return {"m": int(m)}
+            """,
+    }
+    app = write_app(tmp_path, files)
+    bin_ns = 300_000_000
+    res = run_app_dir(app, IdealNetworkFactory(seed=6), NetworkSettings(
+        seed=6, bin_ns=bin_ns, idle_wall_scale=1.0),
+        inputs={"creator": {"k": 1}, "receiver": {"k": 1}})
+    assert res.ok, {r: o.error for r, o in res.outcomes.items()}
+    ev = res.trace.events
+    names = {(e.node, e.pid): e.data["app"] for e in ev if e.kind == "process_named"}
+    local = [e for e in ev if e.kind == "subroutine_received" and e.node == "a"
+             and names.get(("a", e.pid)) == "local"]
+    herald = [e for e in ev if e.kind == "entanglement_heralded" and e.node == "a"]
+    assert len(local) == 1 and len(herald) == 1
+    assert local[0].t_ns < bin_ns <= herald[0].t_ns
+    assert res.results["local"] == {"m": 0}
