@@ -1,8 +1,11 @@
 """DQC server (circuits S1 and S2 of the paper's Fig. 4a).
 
 Per repetition: receive the EPR half (netqasm corrects the heralded Bell state to
-Phi+; S2 is sent without blocking, the next S1 right behind it), keep it (the NV station keeps it under dynamical decoupling) while waiting
-for ``delta`` from the client, apply Rz(delta), H, and measure in the tomography basis
+Phi+; S1, S2 and the next S1 are sent without blocking -- the QNPU runs a program's
+subroutines in order, so S2 waits there for S1's pair, and the server's CNPU receives
+delta without first waiting for S1's reply), keep it (the NV station keeps it under
+dynamical decoupling) while waiting for ``delta`` from the client, apply Rz(delta), H,
+and measure in the tomography basis
 of that repetition (``bases``: 'X', 'Y' or 'Z'; outcome 0 <-> eigenvalue +1).
 The state before the basis change is |psi> = H Rz(alpha)|+>.
 
@@ -23,10 +26,10 @@ def main(app_config=None, bases=("Z",), client="client", epr_socket_id=0, socket
     with NetQASMConnection(name, epr_sockets=[epr]) as conn:
         if bases:
             q = epr.recv_keep()[0]
-            conn.flush()                      # S1: the first pair is ours
+            conn.flush(block=False)           # S1: the pair is delivered when heralded
         for i, basis in enumerate(bases):
             delta = int(socket.recv())        # the qubit waits under DD meanwhile
-            q.rot_Z(n=delta % 8, d=2)         # S2
+            q.rot_Z(n=delta % 8, d=2)         # S2 (runs after S1 on the QNPU)
             q.H()
             if basis == "X":
                 q.H()                         # |+> -> |0>
@@ -34,10 +37,11 @@ def main(app_config=None, bases=("Z",), client="client", epr_socket_id=0, socket
                 q.rot_X(n=1, d=1)             # Rx(pi/2): |+i> -> |0>
             elif basis != "Z":
                 raise ValueError(f"tomography basis must be X, Y or Z, got {basis!r}")
-            m = q.measure()
+            outcomes.append(q.measure())
+            conn.flush(block=False)           # S2 leaves at once ...
             if i + 1 < len(bases):
-                conn.flush(block=False)       # S2 leaves at once ...
                 q = epr.recv_keep()[0]        # ... and the next S1 right behind it, so the
-            conn.flush()                      # pair is not made (and kept) long before asked
-            outcomes.append(int(m))
+                conn.flush(block=False)       # pair is not made (and kept) long before asked
+        conn.block()                          # every outcome has arrived
+        outcomes = [int(m) for m in outcomes]
     return {"m": outcomes, "bases": bases}
