@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--k", type=int, default=1200, help="circuits per (alpha, theta) setting")
     d.add_argument("--out", default="out/dqc")
     d.add_argument("--seed", type=int, default=1)
-    d.add_argument("--workers", type=int, default=2, help="settings run in this many OS processes")
+    d.add_argument("--workers", type=int, default=1, help="settings run side by side in this many "
+                   "OS processes (each setting is already three: the QNPUs and one CNPU per node)")
     d.add_argument("--max-wait-ms", type=float, default=5.0,
                    help="latency filter: keep circuits whose server qubit waited at most this long")
     lg = dsub.add_parser("lgt", help="local gate tomography")

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .dqc import SETTINGS, bases_for, fast_thread_switching, nv_network_settings, readout_fidelity
+from .dqc import SETTINGS, bases_for, nv_network_settings, readout_fidelity, realtime_host
 from .lgt import analyse_lgt, lgt_blocks
 from .tomography import fidelity, target_bloch_dqc
 
@@ -62,7 +62,7 @@ def programs(n: int, cfg: MultitaskConfig, seed: int) -> tuple[dict, dict, dict]
 def _run(mains: dict, roles: dict, inputs: dict, cfg: MultitaskConfig, seed: int):
     from ..cnpu.network import NVNetworkFactory, run_mains, run_mains_in_processes
     run = run_mains_in_processes if cfg.cnpu_processes else run_mains
-    with fast_thread_switching():
+    with realtime_host():
         res = run(mains, NVNetworkFactory(seed=seed, num_qubits=1),
                   nv_network_settings(10_000_000, seed, cfg.idle_wall_scale, True),
                   roles=roles, inputs=inputs)

@@ -88,8 +88,8 @@ def _timeline(ax, recs: list[dict]) -> None:
     t = 0.0
     for i, (lane, text, dur, seg) in enumerate(steps):
         ax.barh(lanes[lane], dur, left=t, color=_SEG_COLOURS[seg], edgecolor="k", lw=0.5)
-        ax.text(t + dur / 2, lanes[lane] + (0.45 if i % 2 == 0 else -0.55), text, ha="center",
-                fontsize=6)
+        dy = 0.3 if lane == "network" else (0.45 if i % 2 == 0 else -0.55)
+        ax.text(t + dur / 2, lanes[lane] + dy, text, ha="center", fontsize=6)
         t += dur
     ax.barh(0, t - qd, left=0, color="none", edgecolor="tab:red", lw=1.2, ls="--")
     ax.text(0, -0.95, f"server qubit kept under DD (EPR -> S2) ~ {it['server_wait_ns'] * 1e-6:.2f} ms",
