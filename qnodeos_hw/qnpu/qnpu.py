@@ -284,12 +284,7 @@ class QNPU:
             return
         dt = int((time.perf_counter_ns() - t0) * scale)
         self._advance_to(min(t_ns, now + dt))
-        while True:
-            self._handle(item)
-            try:
-                item = self._inbox.get_nowait()
-            except queue.Empty:
-                return
+        self._handle_all(item)
 
     def _drain(self, block: bool) -> None:
         try:
@@ -302,6 +297,10 @@ class QNPU:
                 item = self._inbox.get(block=block)
         except queue.Empty:
             return
+        self._handle_all(item)
+
+    def _handle_all(self, item: tuple) -> None:
+        """Handle ``item`` and everything queued behind it."""
         while True:
             self._handle(item)
             try:
