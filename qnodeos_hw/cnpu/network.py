@@ -262,8 +262,11 @@ def run_mains_in_processes(mains: dict[str, str], factory: QDriverFactory | None
             progs = {r: {"main": mains[r], "inputs": (inputs or {}).get(r, {})}
                      for r in mains if node_of[r] == node}
             tfile = os.path.join(tmp, f"trace-{node}.jsonl")
+            pfile = os.path.join(tmp, f"programs-{node}.json")
+            with open(pfile, "w", encoding="utf-8") as fp:
+                json.dump(progs, fp)
             cmd = [sys.executable, "-m", "qnodeos_hw.cnpu.program", "--directory", dfile,
-                   "--programs", json.dumps(progs), "--timeout", str(timeout_s),
+                   "--programs", f"@{pfile}", "--timeout", str(timeout_s),
                    "--trace", tfile, "--nice", str(cnpu_nice)]
             procs[node] = (subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                             text=True, env=env), tfile, list(progs))

@@ -3,7 +3,8 @@
 
 What runs: one role of a netqasm application directory (``--app-dir DIR --role R
 [--inputs JSON]``), or one or more programs given as ``module:function`` mains
-(``--programs JSON``: ``{"role": {"main": "module:function", "inputs": {...}}, ...}``,
+(``--programs JSON`` or ``--programs @FILE``: ``{"role": {"main": "module:function",
+"inputs": {...}}, ...}``,
 imported once ``netqasm.sdk.external`` is ours; each program runs in its own thread,
 as on the paper's CNPU). All roles must belong to one node: this process opens that
 node's classical hub at the address the network directory (JSON,
@@ -34,7 +35,7 @@ from .socket import ClassicalHub
 
 def _load(args: argparse.Namespace) -> tuple[AppDir, dict[str, dict]]:
     if args.programs:
-        spec = json.loads(args.programs)
+        spec = json.loads(_text(args.programs))
         if not isinstance(spec, dict) or not spec:
             raise SystemExit("--programs must be a non-empty JSON object role -> {main, inputs}")
         progs, inputs = {}, {}
@@ -55,8 +56,17 @@ def _load(args: argparse.Namespace) -> tuple[AppDir, dict[str, dict]]:
     return one, {args.role: json.loads(args.inputs)}
 
 
+def _text(value: str) -> str:
+    """``value``, or the contents of file ``X`` for ``@X`` (inputs too long for a command
+    line)."""
+    if value.startswith("@"):
+        with open(value[1:], encoding="utf-8") as fp:
+            return fp.read()
+    return value
+
+
 def _roles(args: argparse.Namespace) -> list[str]:
-    return [args.role] if args.app_dir else list(json.loads(args.programs))
+    return [args.role] if args.app_dir else list(json.loads(_text(args.programs)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--directory", required=True, help="network directory JSON file")
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--app-dir", help="netqasm application directory (with --role)")
-    src.add_argument("--programs", help="JSON: role -> {main: 'module:function', inputs: {}}")
+    src.add_argument("--programs", help="JSON: role -> {main: 'module:function', inputs: {}} "
+                     "(or @FILE holding it)")
     ap.add_argument("--role", help="the role of --app-dir to run")
     ap.add_argument("--inputs", default="{}", help="JSON keyword inputs of --role's main()")
     ap.add_argument("--timeout", type=float, default=120.0, help="s")
