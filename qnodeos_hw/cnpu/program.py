@@ -4,9 +4,8 @@
 What runs: one role of a netqasm application directory (``--app-dir DIR --role R
 [--inputs JSON]``), or one or more programs given as ``module:function`` mains
 (``--programs JSON`` or ``--programs @FILE``: ``{"role": {"main": "module:function",
-"inputs": {...}}, ...}``,
-imported once ``netqasm.sdk.external`` is ours; each program runs in its own thread,
-as on the paper's CNPU). All roles must belong to one node: this process opens that
+"inputs": {...}}, ...}``, imported once ``netqasm.sdk.external`` is ours; each program
+runs in its own thread, as on the paper's CNPU). All roles must belong to one node: this process opens that
 node's classical hub at the address the network directory (JSON,
 :meth:`NetworkDirectory.to_json`) gives, so the node's QNPU may live in another
 process or host. ``--trace FILE`` writes this CNPU's events (``cnpu_message_sent``,
