@@ -17,7 +17,6 @@ would produce; protosubroutines with templates are not cached at all.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -25,6 +24,9 @@ from netqasm.backend.messages import SubroutineMessage
 from netqasm.lang.ir import BranchLabel, ProtoSubroutine
 from netqasm.lang.operand import Address, ArrayEntry, ArraySlice, Template
 from netqasm.lang.subroutine import Subroutine
+
+from ..qnpu.compiler import array_address, relocated
+from ..qnpu.errors import UnsupportedSubroutineError
 
 
 class _Uncacheable(Exception):
@@ -72,29 +74,6 @@ def shape_key(proto: ProtoSubroutine) -> tuple[tuple, tuple[int, ...]]:
     return tuple(key), tuple(slots)
 
 
-def _relocated(ins: Any, address: int) -> Any:
-    """``ins`` with the array address of its address operand replaced."""
-    for f in ("address", "entry", "slice"):
-        op = getattr(ins, f, None)
-        if op is None:
-            continue
-        new = Address(address)
-        if f == "address":
-            return dataclasses.replace(ins, address=new)
-        if f == "entry":
-            return dataclasses.replace(ins, entry=ArrayEntry(new, op.index))
-        return dataclasses.replace(ins, slice=ArraySlice(new, op.start, op.stop))
-    raise _Uncacheable
-
-
-def _address_of(ins: Any) -> int | None:
-    for f in ("address", "entry", "slice"):
-        op = getattr(ins, f, None)
-        if op is not None:
-            return _addr_value(op)
-    return None
-
-
 @dataclass(frozen=True)
 class _Shape:
     head: bytes                        # message type + subroutine metadata
@@ -129,7 +108,7 @@ class SdkShapeCache:
             self.hits += 1
             chunks = list(shape.chunks)
             for i, ins, s in shape.patches:
-                chunks[i] = bytes(_relocated(ins, addrs[s]).serialize())
+                chunks[i] = bytes(relocated(ins, addrs[s]).serialize())
             return shape.head + b"".join(chunks)
         self.misses += 1
         raw, subroutine = self._fresh(proto)
@@ -155,8 +134,8 @@ class SdkShapeCache:
         for i, (ins, cs) in enumerate(zip(subroutine.instructions, cstructs[1:])):
             chunks.append(bytes(cs))
             try:
-                a = _address_of(ins)
-            except _Uncacheable:
+                a = array_address(ins)
+            except UnsupportedSubroutineError:  # a symbolic address
                 return None
             if a is not None:
                 if a not in slot_of:

@@ -20,10 +20,10 @@ the ``set`` immediates that carry them), so byte-identical subroutines are rare 
 identical *shapes* are the rule (a program's loop body). The generated source
 therefore names ``set`` immediates ``K<j>`` and array addresses ``AD<slot>`` (slots in
 order of first use) and receives their values when the function is instantiated; the
-compiled code object is cached by its source text, so a new subroutine of a known shape
-costs a decode (cached per 7-byte command) and a source generation, not a ``compile()``
-(which holds the interpreter lock for milliseconds and would stall every other thread of
-the node).
+compiled code is cached per shape (the instructions without those values), so a new
+subroutine of a known shape costs a decode (cached per 7-byte command), not a source
+generation and ``compile()`` (which holds the interpreter lock for milliseconds and
+would stall every other thread of the node).
 """
 
 from __future__ import annotations
@@ -262,10 +262,8 @@ def _translate(g: _Gen, i: int, ins: Any, d: int, block_start: int, next_block: 
     return False
 
 
-def compile_instructions(instrs: list, name: str = "<subroutine>",
-                         code_cache: dict[str, Any] | None = None) -> CompiledSubroutine:
-    """Compile decoded netqasm instructions to a generator function. ``code_cache``
-    (source text -> code object) lets subroutines of one shape share a ``compile()``."""
+def compile_instructions(instrs: list, name: str = "<subroutine>") -> CompiledSubroutine:
+    """Compile decoded netqasm instructions to a generator function."""
     n = len(instrs)
     g = _Gen(instrs)
     leaders = _leaders(instrs) if n else []
@@ -304,21 +302,13 @@ def compile_instructions(instrs: list, name: str = "<subroutine>",
     g.emit(2, "yield")
     g.emit(1, "return _run")
     source = "\n".join(g.lines) + "\n"
-    code = code_cache.get(source) if code_cache is not None else None
-    if code is None:
-        filename = f"<netqasm-subroutine {name}>"
-        code = compile(source, filename, "exec")
-        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-        if code_cache is not None:
-            code_cache[source] = code
-    filename = code.co_filename
-    ns: dict[str, Any] = {}
-    exec(code, ns)  # noqa: S102 - our own generated code
-    addrs = tuple(a for a, _ in sorted(body.slots.items(), key=lambda kv: kv[1]))
-    run = ns["_factory"](instrs, tuple(body.kvals), addrs, _div, _rem, _mod, WAIT)
+    filename = f"<netqasm-subroutine {name}>"
+    code = compile(source, filename, "exec")
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     line_map = {ln + 1: idx for ln, idx in enumerate(g.line_instr) if idx is not None}
-    return CompiledSubroutine(instrs, source, run, line_map, filename, tuple(body.kvals), addrs,
-                              code)
+    addrs = tuple(a for a, _ in sorted(body.slots.items(), key=lambda kv: kv[1]))
+    shape = CompiledSubroutine(instrs, source, None, line_map, filename, code=code)
+    return instantiate(shape, instrs, tuple(body.kvals), addrs)
 
 
 def instantiate(shape: CompiledSubroutine, instrs: list, kvals: tuple,
@@ -332,24 +322,38 @@ def instantiate(shape: CompiledSubroutine, instrs: list, kvals: tuple,
                               kvals, addresses, shape.code)
 
 
+def array_address(ins: Any) -> int | None:
+    """The array address an instruction names (``address``, ``entry`` or ``slice``
+    operand), None if it names none; :class:`UnsupportedSubroutineError` for a symbolic
+    one."""
+    for f in ("address", "entry", "slice"):
+        op = getattr(ins, f, None)
+        if op is not None:
+            return _addr(op if f == "address" else op.address)
+    return None
+
+
+def relocated(ins: Any, address: int) -> Any:
+    """``ins`` with the array address of its address operand replaced by ``address``."""
+    new = Address(address)
+    if getattr(ins, "address", None) is not None:
+        return dataclasses.replace(ins, address=new)
+    if getattr(ins, "entry", None) is not None:
+        return dataclasses.replace(ins, entry=ArrayEntry(new, ins.entry.index))
+    return dataclasses.replace(ins, slice=ArraySlice(new, ins.slice.start, ins.slice.stop))
+
+
 def _shape_token(ins: Any) -> tuple[Any, str | None, Any]:
     """(token, kind, value) of one instruction for the shape key: ``set`` immediates
     (kind 'K') and array addresses (kind 'A') are left out of the token."""
     if isinstance(ins, core.SetInstruction):
         return ("set", str(ins.reg)), "K", int(ins.imm.value)
-    for f in ("address", "entry", "slice"):
-        op = getattr(ins, f, None)
-        if op is None:
-            continue
-        addr = op if f == "address" else op.address
-        if not isinstance(addr.address, int):
-            break
-        zero = Address(0)
-        norm = dataclasses.replace(
-            ins, **{f: zero if f == "address" else
-                    ArrayEntry(zero, op.index) if f == "entry" else
-                    ArraySlice(zero, op.start, op.stop)})
-        return ("addr", str(norm)), "A", addr.address
+    try:
+        a = array_address(ins)
+    except UnsupportedSubroutineError:  # symbolic: the generator names it
+        a = None
+    if a is not None:
+        return ("addr", str(relocated(ins, 0))), "A", a
     return ("ins", str(ins)), None, None
 
 
@@ -374,16 +378,15 @@ def _mod(m: int) -> int:
 class SubroutineCache:
     """Decode + compile subroutines once. Three levels: the exact bytes (without the
     app-id header) -> compiled subroutine; each 7-byte command -> its decoded netqasm
-    instruction; generated source (a subroutine *shape*, see module docstring) -> code
-    object. Thread-safe; ``hits`` / ``misses`` count exact-bytes lookups,
-    ``shape_hits`` the misses whose code was already compiled."""
+    instruction; a subroutine *shape* (see module docstring) -> compiled code.
+    Thread-safe; ``hits`` / ``misses`` count exact-bytes lookups, ``shape_hits`` the
+    misses whose shape was already compiled."""
 
     def __init__(self, flavour: Flavour, max_entries: int = 4096) -> None:
         self.flavour = flavour
         self.max_entries = max_entries
         self._cache: dict[bytes, CompiledSubroutine] = {}
         self._commands: dict[bytes, Any] = {}
-        self._code: dict[str, Any] = {}
         self._shapes: dict[tuple, CompiledSubroutine] = {}
         self._deserializer = Deserializer(flavour)
         self._lock = threading.Lock()
@@ -443,11 +446,10 @@ class SubroutineCache:
             c = instantiate(shape, instrs, kvals, addrs)
             self.shape_hits += 1
         else:
-            c = compile_instructions(instrs, name=f"{len(self._shapes)}", code_cache=self._code)
+            c = compile_instructions(instrs, name=f"{len(self._shapes)}")
             with self._lock:
                 if len(self._shapes) >= self.max_entries:
                     self._shapes.clear()
-                    self._code.clear()
                 # the generator numbers K/AD names as the decoder does; keep it honest
                 if (c.kvals, c.addresses) == (kvals, addrs):
                     self._shapes[shape_key] = c
