@@ -76,3 +76,37 @@ class RecordingNV:
 def recording_nv():
     """The :class:`RecordingNV` class (instantiate one per instrument rig)."""
     return RecordingNV
+
+
+# -- the shipped NV pulse library (built once per test module) --------------------------
+
+@pytest.fixture(scope="module")
+def cal():
+    """The shipped NV calibration."""
+    from qnodeos_hw.waveforms.calibration import load_calibration
+    return load_calibration()
+
+
+@pytest.fixture(scope="module")
+def table(cal):
+    """The 170-entry waveform table of :func:`cal`."""
+    from qnodeos_hw.waveforms.table import build_table
+    return build_table(cal)
+
+
+@pytest.fixture(scope="module")
+def program(table, cal):
+    """The HDAWG program (SeqC, command table, waveforms) of :func:`table`."""
+    from qnodeos_hw.sequences.hdawg_program import build_hdawg_program
+    return build_hdawg_program(table, cal)
+
+
+@pytest.fixture
+def unused_port():
+    """A localhost TCP port nothing listens on."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port

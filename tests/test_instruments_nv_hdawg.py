@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 
 import numpy as np
@@ -263,16 +262,8 @@ def test_snapshot_is_meaningful(rig):
     assert snap["submodules"]["awg1"]["parameters"]["enabled"]["value"] is True
 
 
-def _unused_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def test_unreachable_data_server_is_a_typed_error_within_timeout():
-    port = _unused_port()
+def test_unreachable_data_server_is_a_typed_error_within_timeout(unused_port):
+    port = unused_port
     t = time.perf_counter()
     with pytest.raises(InstrumentUnreachableError) as err:
         ZIHDAWG("hdawg_down", "dev8001", f"127.0.0.1:{port}", timeout_s=2.0)

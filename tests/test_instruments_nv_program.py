@@ -8,21 +8,16 @@ import pytest
 from qcodes.instrument import Instrument
 
 from qnodeos_hw.qdevice import InstructionMessage, Opcode, ResponseKind, VirtualClock, decode, encode
-from qnodeos_hw.sequences.hdawg_program import build_hdawg_program
 from qnodeos_hw.simulators.adwin_sim import AWGNoResponseError
 from qnodeos_hw.simulators.hdawg_sim import ProgramModel
 from qnodeos_hw.simulators.nv_lab import open_nv_node
-from qnodeos_hw.waveforms.calibration import load_calibration
-from qnodeos_hw.waveforms.table import build_table
 
 TICK = 10_000
 
 
 @pytest.fixture(scope="module")
-def library():
-    cal = load_calibration()
-    table = build_table(cal)
-    return table, build_hdawg_program(table, cal)
+def library(table, program):
+    return table, program
 
 
 @pytest.fixture(autouse=True)

@@ -19,7 +19,7 @@ from qnodeos_hw.simulators.adwin_sim import InstructionRejectedError, SimulatedA
 from qnodeos_hw.simulators.hdawg_sim import DDRecord, PlayRecord, RecordLog
 from qnodeos_hw.simulators.nv_lab import open_nv_node
 from qnodeos_hw.simulators.physics import NVNode, QuantumRegistry, load_noise_models
-from qnodeos_hw.waveforms.calibration import ShapeCalibration, load_calibration
+from qnodeos_hw.waveforms.calibration import ShapeCalibration
 from qnodeos_hw.waveforms.table import build_table
 
 
@@ -54,10 +54,8 @@ def word(op, qubit=0, arg=0, seq=0):
 
 
 @pytest.fixture(scope="module")
-def library():
-    cal = load_calibration()
-    table = build_table(cal)
-    return cal, table, build_hdawg_program(table, cal)
+def library(cal, table, program):
+    return cal, table, program
 
 
 @pytest.fixture(autouse=True)

@@ -19,10 +19,7 @@ from qnodeos_hw.qdrivers.base import UnsupportedNetQASMError
 from qnodeos_hw.qdrivers.ion import IonQDriver
 from qnodeos_hw.qdrivers.nv import NVMapping, NVQDriver, entry_unitary
 from qnodeos_hw.qdrivers.unitaries import equal_up_to_phase
-from qnodeos_hw.sequences.hdawg_program import build_hdawg_program
 from qnodeos_hw.simulators.nv_lab import open_nv_node
-from qnodeos_hw.waveforms.calibration import load_calibration
-from qnodeos_hw.waveforms.table import build_table
 
 Q0 = Register(RegisterName.Q, 0)
 Q1 = Register(RegisterName.Q, 1)
@@ -30,10 +27,8 @@ SHOTS = 2000
 
 
 @pytest.fixture(scope="module")
-def table_and_program():
-    cal = load_calibration()
-    table = build_table(cal)
-    return table, build_hdawg_program(table, cal)
+def table_and_program(table, program):
+    return table, program
 
 
 @pytest.fixture

@@ -7,14 +7,9 @@ import pytest
 
 from qnodeos_hw.sequences.dd import (N_SHIFTS, build_dd, build_dd_copies, default_pulse_count,
                                      render_samples, xy8n_pulse_centres)
-from qnodeos_hw.waveforms.calibration import CalibrationError, load_calibration
+from qnodeos_hw.waveforms.calibration import CalibrationError
 from qnodeos_hw.waveforms.table import build_table
 from qnodeos_hw.waveforms.xy8 import GRANULARITY, MIN_WAVEFORM_SAMPLES, XY8_AXES
-
-
-@pytest.fixture(scope="module")
-def cal():
-    return load_calibration()
 
 
 @pytest.fixture(scope="module")

@@ -9,23 +9,6 @@ import pytest
 from qnodeos_hw.sequences.hdawg_program import (DIO_INDEX_MASK, DIO_TOGGLE_BIT, CompileError,
                                                 HdawgProgramError, WaveformMemoryError, account_memory,
                                                 build_hdawg_program, compile_program)
-from qnodeos_hw.waveforms.calibration import load_calibration
-from qnodeos_hw.waveforms.table import build_table
-
-
-@pytest.fixture(scope="module")
-def cal():
-    return load_calibration()
-
-
-@pytest.fixture(scope="module")
-def table(cal):
-    return build_table(cal)
-
-
-@pytest.fixture(scope="module")
-def program(table, cal):
-    return build_hdawg_program(table, cal)
 
 
 @pytest.mark.parametrize("devtype", ["HDAWG8", "HDAWG4"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import socket
 import time
 from pathlib import Path
 
@@ -28,14 +27,6 @@ def _close_all():
     Instrument.close_all()
 
 
-def _unused_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def _config(tmp_path: Path, edit) -> Path:
     doc = yaml.safe_load(station_file("sim").read_text())
     edit(doc["instruments"])
@@ -56,8 +47,8 @@ def test_cli_checks_the_default_sim_station(capsys):
     assert not Instrument.exist("hdawg")
 
 
-def test_unreachable_instruments_are_typed_errors_naming_them(tmp_path, capsys):
-    port = _unused_port()
+def test_unreachable_instruments_are_typed_errors_naming_them(tmp_path, capsys, unused_port):
+    port = unused_port
 
     def edit(inst):
         inst["hdawg"]["address"] = f"127.0.0.1:{port}"
@@ -92,8 +83,8 @@ def test_silent_visa_address_is_reported(tmp_path):
     assert "no identity" in str(err)
 
 
-def test_strict_check_raises_the_first_failure(tmp_path):
-    port = _unused_port()
+def test_strict_check_raises_the_first_failure(tmp_path, unused_port):
+    port = unused_port
 
     def edit(inst):
         inst["hdawg"]["address"] = f"127.0.0.1:{port}"

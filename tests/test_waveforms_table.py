@@ -6,7 +6,6 @@ import math
 import numpy as np
 import pytest
 
-from qnodeos_hw.waveforms.calibration import load_calibration
 from qnodeos_hw.waveforms.table import (CLIFFORDS, TableLookupError, TableSpecError, WaveformTable,
                                         build_table, canonical_angle, load_spec, spec_from_dict)
 from qnodeos_hw.waveforms.xy8 import GRANULARITY, MIN_WAVEFORM_SAMPLES
@@ -14,16 +13,6 @@ from qnodeos_hw.waveforms.xy8 import GRANULARITY, MIN_WAVEFORM_SAMPLES
 SX = np.array([[0, 1], [1, 0]], dtype=complex)
 SY = np.array([[0, -1j], [1j, 0]], dtype=complex)
 SZ = np.array([[1, 0], [0, -1]], dtype=complex)
-
-
-@pytest.fixture(scope="module")
-def cal():
-    return load_calibration()
-
-
-@pytest.fixture(scope="module")
-def table(cal):
-    return build_table(cal)
 
 
 def rot(axis_vec, theta):
