@@ -256,8 +256,6 @@ def run_mains_in_processes(mains: dict[str, str], factory: QDriverFactory | None
         with open(dfile, "w", encoding="utf-8") as fp:
             fp.write(net.directory.to_json())
         procs = {}
-        env = dict(os.environ)
-        env[SIMULATOR_ENV] = Simulator.DEBUG.value
         for node in node_names:
             progs = {r: {"main": mains[r], "inputs": (inputs or {}).get(r, {})}
                      for r in mains if node_of[r] == node}
@@ -269,7 +267,7 @@ def run_mains_in_processes(mains: dict[str, str], factory: QDriverFactory | None
                    "--programs", f"@{pfile}", "--timeout", str(timeout_s),
                    "--trace", tfile, "--nice", str(cnpu_nice)]
             procs[node] = (subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                            text=True, env=env), tfile, list(progs))
+                                            text=True), tfile, list(progs))
         for node, (proc, tfile, node_roles) in procs.items():
             try:
                 out, err = proc.communicate(timeout=timeout_s)
