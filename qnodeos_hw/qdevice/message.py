@@ -259,7 +259,7 @@ def response_message(resp: Response, qubit: int = 0, seq: int = 0) -> ResponseMe
     """The wire form of a response."""
     kind = resp.kind
     if kind is ResponseKind.OUTCOME:
-        arg = resp.outcome
+        arg = resp.outcome if resp.outcome is not None else 0
     elif kind is ResponseKind.ENT_SUCCESS:
         arg = resp.bell_index | ((4 | (resp.outcome << 3)) if resp.outcome is not None else 0)
     else:

@@ -131,7 +131,7 @@ class TickLink:
         p.start_tick = tick
         p.response_tick = response_tick = tick + (ticks if ticks > 1 else 1)
         self._current = p
-        self.next_response_ns = response_tick * tick_ns
+        self.next_response_ns = float(response_tick * tick_ns)
 
     def _log(self, tick: int, direction: Direction, msg: bytes) -> None:
         if self.record:
@@ -145,7 +145,7 @@ class TickLink:
         if t_ns > clock.now_ns():
             clock.advance_to(t_ns)
 
-    def _deliver_until(self, t_ns: int) -> None:
+    def _deliver_until(self, t_ns: float) -> None:
         tick_ns = self.tick_ns
         while self._current is not None and self._current.response_tick * tick_ns <= t_ns:
             cur = self._current

@@ -179,7 +179,8 @@ class _ControllerProcess:
 
     def start(self, message: bytes, t_ns: int) -> int:
         o = self.o
-        msg: InstructionMessage = decode(message)  # validated on arrival
+        msg = decode(message)  # validated on arrival (an instruction word)
+        assert type(msg) is InstructionMessage
         op, q = msg.opcode, msg.qubit
         par = o._par
         par[PAR_INSTRUCTIONS] += 1
@@ -464,8 +465,8 @@ class SimulatedADwin:
                     raise
                 responses.append(int.from_bytes(r, "big", signed=True))
                 # time is at that response's tick: nothing else is due; drain the link
-                while (r := link.poll()) is not None:
-                    responses.append(int.from_bytes(r, "big", signed=True))
+                while (more := link.poll()) is not None:
+                    responses.append(int.from_bytes(more, "big", signed=True))
             return len(responses)
         if FifoNo == FIFO_INSTRUCTIONS:
             self._sync()

@@ -502,11 +502,12 @@ class SimulatedHDAWGConnection:
         elf = bytes(np.asarray(value, dtype=np.uint8).tobytes()
                     if not isinstance(value, (bytes, bytearray)) else value)
         sections = elf_sections(elf)
-        if ".waveforms" not in sections or ".c" not in sections:
+        wave_section, source_section = sections.get(".waveforms"), sections.get(".c")
+        if wave_section is None or source_section is None:
             self._values[self._core_path(core, "elf/status")] = 1
             raise ElfError(f"AWG core {core.index}: ELF lacks the vendor compiler's "
                            ".waveforms/.c sections")
-        descriptors = json.loads(sections[".waveforms"].decode())["waveforms"]
+        descriptors = json.loads(wave_section.decode())["waveforms"]
         waves: dict[int, _Wave] = {}
         for idx, d in enumerate(descriptors):
             if not int(d.get("play_config", 0)):
@@ -520,7 +521,7 @@ class SimulatedHDAWGConnection:
                                              markers_present=d["marker_bits"] not in ("0", "0;0"))
             waves[idx] = _Wave(ch, n, np.asarray(i, float), np.asarray(q if ch > 1 else
                                                                          np.zeros(n), float))
-        core.source = sections[".c"].decode(errors="replace")
+        core.source = source_section.decode(errors="replace")
         core.program = ProgramModel.from_source(core.source)
         core.descriptors, core.waves = descriptors, waves
         self._values[self._core_path(core, "elf/data")] = elf
@@ -544,6 +545,7 @@ class SimulatedHDAWGConnection:
             raise WaveformUploadError(f"AWG core {core.index}: waveform {index} must be in the "
                                       f"native 16-bit AWG format, got dtype {raw.dtype}")
         raw = raw.view(np.uint16).ravel()
+        assert core.descriptors is not None  # set with core.waves by _load_elf
         d = core.descriptors[index]
         markers = d["marker_bits"] not in ("0", "0;0")
         per_sample = w.channels + (1 if markers else 0)
@@ -558,6 +560,8 @@ class SimulatedHDAWGConnection:
 
     def _read_wave(self, p: str) -> Any:
         m = re.fullmatch(rf"/{self.serial}/awgs/(\d+)/waveform/waves/(\d+)", p)
+        if m is None:
+            raise NodeError(f"node {p} is not a waveform node")
         core, index = self._cores[int(m.group(1))], int(m.group(2))
         if not core.waves or index not in core.waves:
             raise NodeError(f"node {p}: waveform {index} not assigned")
@@ -583,15 +587,16 @@ class SimulatedHDAWGConnection:
 
     def _set_enable(self, core: _Core, on: int) -> None:
         path = self._core_path(core, "enable")
-        if on and core.program is None:
+        program = core.program
+        if on and program is None:
             self._values[path] = 0  # the device does not start without a program
             return
         was = self._values[path]
         self._values[path] = 1 if on else 0
-        if on and not was:
+        if on and not was and program is not None:
             core.busy_until_ns = core.enabled_at_ns = self.clock.now_ns()
             core.pos = core.shift = core.toggle_seen = 0
-            self._dd(core, core.program.dd_idle, core.busy_until_ns)
+            self._dd(core, program.dd_idle, core.busy_until_ns)
         elif not on and was:
             self._dd(core, False, max(self.clock.now_ns(), core.busy_until_ns))
 
@@ -654,7 +659,7 @@ class SimulatedHDAWGConnection:
         end = start + int(round(n * 1e9 / rate))
         self._dd(core, False, start)
         q = self.qubit_of_core[core.index]
-        if self.backend is not None and entry.i is not None:
+        if self.backend is not None and entry.i is not None and entry.q is not None:
             self.backend.play_mw(q, entry.key, entry.i, entry.q, rate, start)
         self._play_rows.append((start, end, core.index, codeword, codeword, entry.wave_index, n))
         core.busy_until_ns = end
@@ -669,7 +674,11 @@ class SimulatedHDAWGConnection:
     def _seg_samples(self, core: _Core, seg: Segment, cw: int | None = None) -> int:
         if seg[0] == "zero":
             return seg[1]
-        return self._entry(core, cw if seg[0] == "cw" else seg[1]).n_samples
+        index = cw if seg[0] == "cw" else seg[1]
+        if index is None:
+            raise HDAWGSimError(f"AWG core {core.index}: an idle block plays the requested "
+                                "entry, but there is no request")
+        return self._entry(core, index).n_samples
 
     def _idle_table(self, core: _Core, prog: PolledDIO) -> tuple[dict, dict]:
         """(shift -> (block samples, next shift), shift -> samples of its idle cycle or 0)."""
@@ -729,7 +738,10 @@ class SimulatedHDAWGConnection:
         t0 = start + int(round(pos * 1e9 / rate))
         t1 = start + int(round((pos + n) * 1e9 / rate))
         idx = core.index
-        if entry.i is not None:
+        program = core.program
+        assert program is not None  # checked by _play_codeword
+        prog_dd_idle = program.dd_idle
+        if entry.i is not None and entry.q is not None:
             # DD stops for the entry and resumes after it: self._dd(...), inlined (hot path)
             be, q = self.backend, self.qubit_of_core[idx]
             if core.dd_on:
@@ -739,7 +751,7 @@ class SimulatedHDAWGConnection:
                     be.set_dd(q, False, t0)
             if be is not None:
                 be.play_mw(q, entry.key, entry.i, entry.q, rate, t0)
-            if core.program.dd_idle:
+            if prog_dd_idle:
                 core.dd_on = True
                 self._dd_rows.append((t1, idx, True))
                 if be is not None:
@@ -799,6 +811,7 @@ class SimulatedHDAWGConnection:
         if widx not in (core.waves or {}):
             raise CommandTableError(f"AWG core {core.index}: table entry {index} plays "
                                     f"waveform {widx}, which the program does not assign")
+        assert core.waves is not None  # checked just above
         w = core.waves[widx]
         v, base = self._values, f"/{self.serial}"
         a0 = float(e.get("amplitude0", {}).get("value", 1.0))

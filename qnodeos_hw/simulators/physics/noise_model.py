@@ -52,7 +52,7 @@ class _Record:
     def from_mapping(cls, data: Mapping[str, Any], section: str | None = None):
         """Build from a complete mapping; unknown or missing keys raise NoiseModelKeyError."""
         section = section or cls.SECTION
-        names = {f.name: f for f in dataclasses.fields(cls)}
+        names = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         for key in data:
             if key not in names:
                 raise NoiseModelKeyError(section, str(key), "unknown")
@@ -63,7 +63,7 @@ class _Record:
 
     def with_overrides(self, overrides: Mapping[str, Any], section: str | None = None):
         """A copy with some values replaced; unknown keys raise NoiseModelKeyError."""
-        merged = dataclasses.asdict(self)
+        merged = dataclasses.asdict(self)  # type: ignore[call-overload]
         section = section or self.SECTION
         for key, value in overrides.items():
             if key not in merged:

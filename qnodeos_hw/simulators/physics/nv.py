@@ -199,6 +199,7 @@ class NVNode(NodeBase):
         self._dd[qubit] = False
 
     def _finish_attempt(self, qubit: int, t_ns: int, used: int = 1) -> int:
+        assert self.station is not None  # checked by entangle_window
         t_end = t_ns + used * self.station.model.attempt_duration_ns
         self._t_last[qubit] = t_end
         self._free_since[qubit] = t_end

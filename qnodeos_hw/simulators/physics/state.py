@@ -255,16 +255,23 @@ class QuantumRegistry:
 
 
 # ------------------------------------------------------------------ tensor helpers
+def _rho(sub: _Sub) -> np.ndarray:
+    """The density matrix of a multi-qubit subsystem."""
+    rho = sub.rho
+    assert rho is not None, "a one-qubit subsystem has a Bloch vector, not a matrix"
+    return rho
+
+
 def _tensor(sub: _Sub, k: int) -> np.ndarray:
     n = len(sub.keys)
     left, right = 2 ** k, 2 ** (n - k - 1)
-    return sub.rho.reshape(left, 2, right, left, 2, right)
+    return _rho(sub).reshape(left, 2, right, left, 2, right)
 
 
 def _p0(sub: _Sub, k: int) -> float:
     """P(0) of qubit position ``k`` from the diagonal of the joint density matrix."""
     n = len(sub.keys)
-    d = sub.rho.diagonal().real.reshape(2 ** k, 2, 2 ** (n - k - 1))
+    d = _rho(sub).diagonal().real.reshape(2 ** k, 2, 2 ** (n - k - 1))
     return float(d[:, 0, :].sum())
 
 
@@ -273,7 +280,7 @@ def _apply_1q(sub: _Sub, k: int, u: np.ndarray) -> None:
     n = len(sub.keys)
     d = 2 ** n
     left, right = 2 ** k, 2 ** (n - k - 1)
-    x = np.matmul(u, sub.rho.reshape(left, 2, right * d))  # rows
+    x = np.matmul(u, _rho(sub).reshape(left, 2, right * d))  # rows
     y = np.matmul(u.conj(), x.reshape(d * left, 2, right))  # columns
     sub.rho = y.reshape(d, d)
 
@@ -282,14 +289,14 @@ def _apply_superop(sub: _Sub, k: int, s: np.ndarray) -> None:
     """Apply a one-qubit superoperator ``s[i', j', i, j]`` to qubit position ``k``."""
     t = _tensor(sub, k)
     out = np.einsum("pqij,aibcjd->apbcqd", s, t)
-    sub.rho = out.reshape(sub.rho.shape)
+    sub.rho = out.reshape(_rho(sub).shape)
 
 
 def _apply_op(sub: _Sub, pos: list[int], u: np.ndarray) -> None:
     """rho -> U rho U^dagger with U acting on qubit positions ``pos`` (in that order)."""
     n = len(sub.keys)
     m = len(pos)
-    t = sub.rho.reshape((2,) * (2 * n))
+    t = _rho(sub).reshape((2,) * (2 * n))
     ut = u.reshape((2,) * (2 * m))
     # left multiplication on row axes pos
     t = np.tensordot(ut, t, axes=(list(range(m, 2 * m)), pos))
