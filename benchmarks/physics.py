@@ -354,6 +354,8 @@ def main(argv: list[str] | None = None) -> dict:
     keep = ("sim_over_wall", "sim_over_wall_runs", "instr_per_s", "wall_us_per_instr", "path",
             "lgt_agreement",
             "init_us_per_execute", "rot_us_per_execute", "meas_us_per_execute")
+    from qnodeos_hw.build_info import compiled_status
+    status = compiled_status()
     return {"sim_over_wall": top["sim_over_wall"], "instr_per_s": top["instr_per_s"],
             "sim_over_wall_runs": top.get("sim_over_wall_runs"),
             "headline_mode": head, "path": top["path"],
@@ -361,6 +363,8 @@ def main(argv: list[str] | None = None) -> dict:
                           "wall second, headline_mode's workload (median of its repeated runs)",
             "goal_sim_over_wall": 100, "goal_met": top["sim_over_wall"] >= 100,
             "dense_sim_over_wall": modes["nv_stack"].get("sim_over_wall"),
+            "hot_path": {"compiled": sorted(m for m, v in status.items() if v == "compiled"),
+                         "python": sorted(m for m, v in status.items() if v != "compiled")},
             "modes": {k: {kk: v[kk] for kk in keep if kk in v} if "path" in v else v
                       for k, v in modes.items()}}
 

@@ -2,7 +2,21 @@
 
 import os
 
+import pytest
+
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def pytest_sessionstart(session):
+    """Refuse to test a compiled extension built from an older source (an edited module
+    whose mypyc build was not redone would be tested as it was, not as it reads)."""
+    from qnodeos_hw.build_info import compiled_status
+
+    stale = [m for m, s in compiled_status().items() if s == "stale"]
+    if stale:
+        raise pytest.UsageError(
+            f"compiled extensions older than their sources: {', '.join(stale)}; run "
+            "./run test (it rebuilds) or pip install -e . again")
 
 
 def _run_straightline(driver, subroutine, qubit_map=None):

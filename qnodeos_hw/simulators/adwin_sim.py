@@ -37,14 +37,16 @@ import dataclasses
 from collections import deque
 from typing import Any, Protocol, Sequence
 
-from ADwin import ADwinError
-
 from ..qdevice.clock import Clock
 from ..qdevice.errors import DeviceBusyError, FifoOverflowError, MessageError
 from ..qdevice.instructions import Response, ResponseKind
 from ..qdevice.message import InstructionMessage, Opcode, decode, encode, response_message
 from ..qdevice.spec import QDeviceSpec, nv_spec
 from ..qdevice.ticklink import BusyPolicy, TickLink
+from .adwin_errors import (  # noqa: F401  (re-exported: the simulator's errors)
+    AWGNoResponseError, ControllerBusyError, FifoUnderflowError, InstructionFifoOverflowError,
+    InstructionRejectedError, NotBootedError, ParameterRefusedError, ProcessNotRunningError,
+    SimADwinError, UnknownProcessError)
 from .qubit_backend import NVQubitBackend
 
 # Par / FIFO conventions of the controller process (mirrored in instruments.adwin)
@@ -93,63 +95,6 @@ class DIOTarget(Protocol):
         """Apply ``word`` at ``t_ns``; return when the triggered playback ends (ns), or
         None if nothing reacted to the word."""
         ...
-
-
-# -- errors (ADwinError subclasses, as the vendor library raises) ----------------------
-
-class SimADwinError(ADwinError):
-    """Base class of what the simulated ADwin refuses."""
-
-    number = 1000
-
-    def __init__(self, function: str, text: str) -> None:
-        super().__init__(function, text, self.number)
-        Exception.__init__(self, function, text, self.number)
-
-
-class NotBootedError(SimADwinError):
-    """A process was loaded or started before Boot."""
-    number = 1001
-
-
-class ProcessNotRunningError(SimADwinError):
-    """The mailbox was used while the controller process is not running."""
-    number = 1002
-
-
-class UnknownProcessError(SimADwinError):
-    """Load_Process of a binary the simulator does not implement."""
-    number = 1003
-
-
-class InstructionRejectedError(SimADwinError):
-    """The controller refuses a word: malformed, or an opcode it does not execute."""
-    number = 1004
-
-
-class InstructionFifoOverflowError(SimADwinError, FifoOverflowError):
-    """The instruction FIFO is full."""
-    number = 1005
-
-
-class ControllerBusyError(SimADwinError, DeviceBusyError):
-    """An instruction arrived while one is executing (busy policy REFUSE)."""
-    number = 1006
-
-
-class FifoUnderflowError(SimADwinError):
-    """More values requested from a FIFO than it holds."""
-    number = 1007
-
-
-class AWGNoResponseError(SimADwinError):
-    """The AWG did not play anything for a codeword (e.g. DIO valid-bit mismatch)."""
-    number = 1008
-
-
-class ParameterRefusedError(SimADwinError, ValueError):
-    """A Par/FPar/Data index or value the process does not accept."""
-    number = 1009
 
 
 class _LinkClock:
@@ -415,7 +360,8 @@ class SimulatedADwin:
             raise ParameterRefusedError("Get_FPar", f"no FPar_{Index}")
         return self._fpar[Index]
 
-    Get_FPar_Double = Get_FPar
+    def Get_FPar_Double(self, Index: int) -> float:  # noqa: N802,N803
+        return self.Get_FPar(Index)
 
     def SetData_Long(self, Data: Sequence[int], DataNo: int, Startindex: int,  # noqa: N802,N803
                      Count: int) -> None:

@@ -66,58 +66,16 @@ from zhinst.toolkit.exceptions import ValidationError
 from zhinst.utils import convert_awg_waveform, parse_awg_waveform
 
 from ..qdevice.clock import Clock
+from .hdawg_errors import (  # noqa: F401  (re-exported: the simulator's errors)
+    CommandTableError, ElfError, HDAWGSimError, NodeError, ProgramIgnoresDIOError,
+    ProgramNotLoadedError, SequencerNotEnabledError, UnknownCodewordError, ValueRefusedError,
+    WaveformUploadError)
 from .hdawg_nodes import SIGOUT_RANGES_V, hdawg_nodedoc, wave_node_info, zi_nodedoc
 from .qubit_backend import NVQubitBackend
 
 _CT_SCHEMA_PATH = Path(zhinst.toolkit.__file__).parent / "resources" / "ct_schema_hdawg.json"
 _N_CHANNELS = {"HDAWG8": 8, "HDAWG4": 4}
 _MIN_CLOCK_HZ, _MAX_CLOCK_HZ = 100e6, 2.4e9
-
-
-# -- errors ----------------------------------------------------------------------------
-
-class HDAWGSimError(RuntimeError):
-    """Something a real HDAWG would refuse (base class). ``zhinst.core`` reports
-    refusals as ``RuntimeError`` too, so callers catch the same family."""
-
-
-class NodeError(HDAWGSimError, KeyError):
-    """The node path does not exist on this device, or is read-only."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0])
-
-
-class ValueRefusedError(HDAWGSimError, ValueError):
-    """A node value outside what the device accepts (names the node and value)."""
-
-
-class ProgramNotLoadedError(HDAWGSimError):
-    """A codeword, waveform or enable reached an AWG core with no program loaded."""
-
-
-class SequencerNotEnabledError(HDAWGSimError):
-    """A DIO codeword arrived while the core's sequencer is not running."""
-
-
-class UnknownCodewordError(HDAWGSimError):
-    """The codeword selects a command-table entry that is not defined."""
-
-
-class ProgramIgnoresDIOError(HDAWGSimError):
-    """The loaded program does not execute table entries from DIO codewords."""
-
-
-class WaveformUploadError(HDAWGSimError, ValueError):
-    """A waveform upload does not match the loaded program's slot (index/length)."""
-
-
-class CommandTableError(HDAWGSimError, ValueError):
-    """A command table that the device rejects (schema, or missing waveform)."""
-
-
-class ElfError(HDAWGSimError, ValueError):
-    """The uploaded sequencer program is not a valid ELF of the vendor compiler."""
 
 
 # -- records -----------------------------------------------------------------------------
@@ -892,7 +850,14 @@ class SimulatedHDAWGConnection:
     def setVector(self, path: str, value: Any = None, **kwargs: Any) -> None:  # noqa: N802
         self.set(path, value)
 
-    setInt = setDouble = setString = set  # noqa: N815
+    def setInt(self, path: str, value: Any = None, **kwargs: Any) -> None:  # noqa: N802
+        self.set(path, value)
+
+    def setDouble(self, path: str, value: Any = None, **kwargs: Any) -> None:  # noqa: N802
+        self.set(path, value)
+
+    def setString(self, path: str, value: Any = None, **kwargs: Any) -> None:  # noqa: N802
+        self.set(path, value)
 
     def _sync_set(self, path: str, value: Any) -> Any:
         self.set(path, value)
