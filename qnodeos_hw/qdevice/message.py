@@ -42,13 +42,13 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass
-from typing import Union
+from typing import Final, Union
 
 from .errors import MessageError
 from .instructions import (Axis, Entangle, EntangleMode, Init, Measure, NoOp, PhysicalInstruction,
                            Response, ResponseKind, Rotation, TwoQubitGate, TwoQubitGateKind)
 
-MESSAGE_BYTES = 4
+MESSAGE_BYTES: Final = 4
 
 
 class Opcode(enum.IntEnum):
@@ -156,7 +156,7 @@ def encode(msg: ControllerMessage) -> bytes:
 
 
 _DECODE_CACHE: dict[bytes, ControllerMessage] = {}
-_DECODE_CACHE_MAX = 1 << 16
+_DECODE_CACHE_MAX: Final = 1 << 16
 
 
 def decode(raw: bytes) -> ControllerMessage:

@@ -72,7 +72,7 @@ class TickEvent:
     message: bytes
 
 
-@dataclass(slots=True)
+@dataclass
 class _Pending:
     message: bytes
     sent_tick: int

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import deque
-from typing import Any, Protocol, Sequence
+from typing import Any, Final, Protocol, Sequence
 
 from ..qdevice.clock import Clock
 from ..qdevice.errors import DeviceBusyError, FifoOverflowError, MessageError
@@ -50,33 +50,39 @@ from .adwin_errors import (  # noqa: F401  (re-exported: the simulator's errors)
 from .qubit_backend import NVQubitBackend
 
 # Par / FIFO conventions of the controller process (mirrored in instruments.adwin)
-PAR_CR_THRESHOLD = 1
-PAR_SSRO_THRESHOLD = 2
-PAR_CR_MAX_ATTEMPTS = 4
-PAR_INIT_NS = 5
-PAR_READOUT_NS = 6
-PAR_CR_CHECK_NS = 7
-PAR_ENT_ATTEMPT_NS = 8
-PAR_DIO_FLAG_BIT = 9
-PAR_TICKS = 10
-PAR_DIO_PROTOCOL = 11
-PAR_INSTRUCTIONS = 12
-DIO_PROTOCOL_VALID, DIO_PROTOCOL_TOGGLE = 0, 1
-FIFO_INSTRUCTIONS = 1
-FIFO_RESPONSES = 2
-CONTROLLER_PROCESS = "qnodeos_nv_controller"
-_READ_ONLY_PARS = frozenset({PAR_TICKS, PAR_INSTRUCTIONS})
+PAR_CR_THRESHOLD: Final = 1
+PAR_SSRO_THRESHOLD: Final = 2
+PAR_CR_MAX_ATTEMPTS: Final = 4
+PAR_INIT_NS: Final = 5
+PAR_READOUT_NS: Final = 6
+PAR_CR_CHECK_NS: Final = 7
+PAR_ENT_ATTEMPT_NS: Final = 8
+PAR_DIO_FLAG_BIT: Final = 9
+PAR_TICKS: Final = 10
+PAR_DIO_PROTOCOL: Final = 11
+PAR_INSTRUCTIONS: Final = 12
+DIO_PROTOCOL_VALID: Final = 0
+DIO_PROTOCOL_TOGGLE: Final = 1
+FIFO_INSTRUCTIONS: Final = 1
+FIFO_RESPONSES: Final = 2
+CONTROLLER_PROCESS: Final = "qnodeos_nv_controller"
+_READ_ONLY_PARS: Final = frozenset({PAR_TICKS, PAR_INSTRUCTIONS})
 _SUPPORTED = frozenset({Opcode.NOP, Opcode.INIT, Opcode.MEASURE, Opcode.ENT_KEEP,
                         Opcode.ENT_MEASURE, Opcode.PLAY})
 # enum members as module constants: the hot path compares against these (an Enum class
 # attribute lookup costs several times a global lookup)
-_OP_PLAY, _OP_NOP, _OP_INIT, _OP_MEASURE, _OP_ENT_MEASURE = (
-    Opcode.PLAY, Opcode.NOP, Opcode.INIT, Opcode.MEASURE, Opcode.ENT_MEASURE)
+_OP_PLAY: Final = Opcode.PLAY
+_OP_NOP: Final = Opcode.NOP
+_OP_INIT: Final = Opcode.INIT
+_OP_MEASURE: Final = Opcode.MEASURE
+_OP_ENT_MEASURE: Final = Opcode.ENT_MEASURE
 # response kinds as plain ints (cheap to hash in the response-word cache key)
-_R_SUCCESS, _R_FAILURE, _R_OUTCOME, _R_ENT_SUCCESS, _R_ENT_FAILURE = (
-    int(ResponseKind.SUCCESS), int(ResponseKind.FAILURE), int(ResponseKind.OUTCOME),
-    int(ResponseKind.ENT_SUCCESS), int(ResponseKind.ENT_FAILURE))
-_ACCEPTED_MAX = 1 << 16  # distinct instruction words remembered as validated
+_R_SUCCESS: Final = int(ResponseKind.SUCCESS)
+_R_FAILURE: Final = int(ResponseKind.FAILURE)
+_R_OUTCOME: Final = int(ResponseKind.OUTCOME)
+_R_ENT_SUCCESS: Final = int(ResponseKind.ENT_SUCCESS)
+_R_ENT_FAILURE: Final = int(ResponseKind.ENT_FAILURE)
+_ACCEPTED_MAX: Final = 1 << 16  # distinct instruction words remembered as validated
 
 
 def _word_value(raw: bytes) -> int:

@@ -78,6 +78,16 @@ _N_CHANNELS = {"HDAWG8": 8, "HDAWG4": 4}
 _MIN_CLOCK_HZ, _MAX_CLOCK_HZ = 100e6, 2.4e9
 
 
+def round_half_even(x: float) -> int:
+    """``round(x)`` of a float (ties to even), in arithmetic mypyc compiles to C (the
+    builtin is a generic call there); sample counts -> ns on the hot path."""
+    f = math.floor(x)
+    d = x - f  # exact for doubles
+    if d > 0.5 or (d == 0.5 and f % 2 == 1):
+        f += 1
+    return f
+
+
 # -- records -----------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +236,7 @@ def _parse_polled(code: str) -> PolledDIO | None:
     return PolledDIO(int(tog.group(1)), int(cwm.group(2), 0), tuple(branches), idle)
 
 
-@dataclass(slots=True)
+@dataclass
 class _Wave:
     channels: int
     length: int
@@ -234,7 +244,7 @@ class _Wave:
     q: np.ndarray
 
 
-@dataclass(slots=True)
+@dataclass
 class _Entry:
     """A resolved command-table entry ready to play (cached until anything changes);
     ``i``/``q`` None for entries that play no waveform (playZero, register-only)."""
@@ -246,7 +256,7 @@ class _Entry:
     key: tuple
 
 
-@dataclass(slots=True)
+@dataclass
 class _Core:
     index: int
     program: ProgramModel | None = None
@@ -614,7 +624,7 @@ class SimulatedHDAWGConnection:
         n = entry.n_samples
         rate = v[self._rate_path]
         start = max(t_ns + self.dio_latency_ns, core.busy_until_ns)
-        end = start + int(round(n * 1e9 / rate))
+        end = start + round_half_even(n * 1e9 / rate)
         self._dd(core, False, start)
         q = self.qubit_of_core[core.index]
         if self.backend is not None and entry.i is not None and entry.q is not None:
@@ -627,7 +637,7 @@ class SimulatedHDAWGConnection:
 
     # -- polled-DIO programs (getDIO at XY8 block boundaries) ------------------------------
     def _t_of(self, core: _Core, samples: int, rate: float) -> int:
-        return core.enabled_at_ns + int(round(samples * 1e9 / rate))
+        return core.enabled_at_ns + round_half_even(samples * 1e9 / rate)
 
     def _seg_samples(self, core: _Core, seg: Segment, cw: int | None = None) -> int:
         if seg[0] == "zero":
@@ -693,8 +703,8 @@ class SimulatedHDAWGConnection:
         entry, before, after, nxt = req
         n = entry.n_samples
         start, pos = core.enabled_at_ns, core.pos + before  # times as in _t_of (inlined)
-        t0 = start + int(round(pos * 1e9 / rate))
-        t1 = start + int(round((pos + n) * 1e9 / rate))
+        t0 = start + round_half_even(pos * 1e9 / rate)
+        t1 = start + round_half_even((pos + n) * 1e9 / rate)
         idx = core.index
         program = core.program
         assert program is not None  # checked by _play_codeword
@@ -717,7 +727,7 @@ class SimulatedHDAWGConnection:
         self._play_rows.append((t0, t1, idx, cw, cw, entry.wave_index, n))
         core.pos = pos = core.pos + before + n + after
         core.shift = nxt
-        core.busy_until_ns = end = start + int(round(pos * 1e9 / rate))  # self._t_of(...)
+        core.busy_until_ns = end = start + round_half_even(pos * 1e9 / rate)  # self._t_of(...)
         return end
 
     def _request(self, core: _Core, prog: PolledDIO, cw: int) -> tuple[_Entry, int, int, int]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Final, Sequence
 
 import numpy as np
 
@@ -12,7 +12,7 @@ from .randomness import RandomStream
 from .state import QuantumRegistry
 
 
-_MAX_MEMO = 4096
+_MAX_MEMO: Final = 4096
 
 
 class NodeBase:

@@ -9,7 +9,7 @@ with their own waveforms or by :meth:`NVNode.apply_gate`.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Hashable, Sequence
+from typing import Final, Hashable, Sequence, TYPE_CHECKING
 
 import numpy as np
 
@@ -22,7 +22,7 @@ from .state import QuantumRegistry
 if TYPE_CHECKING:
     from .heralding import HeraldingStation
 
-_MAX_CACHE = 4096
+_MAX_CACHE: Final = 4096
 
 
 class NVNode(NodeBase):

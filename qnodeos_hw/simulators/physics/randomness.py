@@ -7,9 +7,11 @@ generator's seed and the sequence of calls, so the same seed gives the same outc
 
 from __future__ import annotations
 
+from typing import Final
+
 import numpy as np
 
-_MAX_POISSON_MEANS = 64
+_MAX_POISSON_MEANS: Final = 64
 
 
 class RandomStream:
