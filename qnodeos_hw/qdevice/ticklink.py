@@ -72,12 +72,14 @@ class TickEvent:
     message: bytes
 
 
-@dataclass
 class _Pending:
-    message: bytes
-    sent_tick: int
-    start_tick: int = -1
-    response_tick: int = -1
+    """An instruction on the link: its bytes and ticks (sent, started, answered)."""
+
+    __slots__ = ("message", "sent_tick", "start_tick", "response_tick")
+
+    def __init__(self, message: bytes, sent_tick: int) -> None:
+        self.message, self.sent_tick = message, sent_tick
+        self.start_tick = self.response_tick = -1
 
 
 class TickLink:

@@ -126,7 +126,7 @@ class _ControllerProcess:
         self.o = owner
         self._pending: deque[bytes] = deque()
         self.toggle = 0  # DIO request toggle (toggle protocol)
-        self._encoded: dict[tuple, bytes] = {}  # response words (few distinct ones)
+        self._encoded: dict[int, bytes] = {}  # response words (few distinct ones)
 
     def start(self, message: bytes, t_ns: int) -> int:
         o = self.o
@@ -192,7 +192,9 @@ class _ControllerProcess:
                     kind, bell, outcome = _R_ENT_FAILURE, 0, None
                 duration = (used * par[PAR_ENT_ATTEMPT_NS]
                             + (par[PAR_READOUT_NS] if measure and heralded else 0))
-        key = (kind, outcome, bell, q, msg.seq)
+        # kind, outcome (2 = none), bell, qubit and sequence bit packed into one int key
+        key = (kind | ((2 if outcome is None else outcome) << 4) | (bell << 6)
+               | (q << 10) | (msg.seq << 14))
         raw = self._encoded.get(key)
         if raw is None:  # first time: build (and validate) the response word
             resp = Response(ResponseKind(kind), outcome, bell)

@@ -321,7 +321,8 @@ class SimulatedHDAWGConnection:
         self._layout_cache: dict[tuple[int, int], tuple[int, int]] = {}  # (core, branch)
         #: (core, codeword) -> (entry, samples before it, samples after it, next shift) of
         #: a polled-DIO request; cleared with the core's other caches
-        self._request_cache: dict[tuple[int, int], tuple[_Entry, int, int, int]] = {}
+        #: (core index << 32 | codeword) -> what that request plays (an int key: no tuple)
+        self._request_cache: dict[int, tuple[_Entry, int, int, int]] = {}
         # node paths read on every codeword (built once)
         self._rate_path = f"/{self.serial}/system/clocks/sampleclock/freq"
         self._dio_input_path = f"/{self.serial}/dios/0/input"
@@ -457,8 +458,8 @@ class SimulatedHDAWGConnection:
             del self._layout_cache[key]
         for key in [k for k in self._entry_cache if k[0] == core.index]:
             del self._entry_cache[key]
-        for key in [k for k in self._request_cache if k[0] == core.index]:
-            del self._request_cache[key]
+        for req_key in [k for k in self._request_cache if k >> 32 == core.index]:
+            del self._request_cache[req_key]
 
     def _core_path(self, core: _Core, sub: str) -> str:
         return f"/{self.serial}/awgs/{core.index}/{sub}"
@@ -697,7 +698,7 @@ class SimulatedHDAWGConnection:
             return None  # no new request: the loop goes on idling
         core.toggle_seen = bit
         cw = word & prog.mask
-        req = self._request_cache.get((core.index, cw))
+        req = self._request_cache.get((core.index << 32) | cw)
         if req is None:
             req = self._request(core, prog, cw)
         entry, before, after, nxt = req
@@ -740,7 +741,7 @@ class SimulatedHDAWGConnection:
         entry = self._entry(core, cw)
         before, after = self._branch_layout(core, branch)
         req = (entry, before, after, branch[2])
-        self._request_cache[(core.index, cw)] = req
+        self._request_cache[(core.index << 32) | cw] = req
         return req
 
     def _branch_layout(self, core: _Core, branch: tuple) -> tuple[int, int]:

@@ -42,7 +42,7 @@ class NodeBase:
         self._busy_until = [int(t0_ns)] * num_qubits
         #: whether the decay law depends on the age of the free segment (non-exponential T2*)
         self._age_matters = False
-        self._decay_memo: dict[tuple, tuple[float, float, float, float]] = {}
+        self._decay_memo: dict[object, tuple[float, float, float, float]] = {}
         for key in self.keys:
             registry.add_qubit(key)
 
@@ -81,14 +81,17 @@ class NodeBase:
                                        f"ns is before the qubit's last update at {last} ns")
             dd = self._dd[qubit]
             age = last - self._free_since[qubit] if (self._age_matters and not dd) else 0
-            memo_key = (dd, t_ns - last, age)
+            dt = t_ns - last
+            # one int as the key in the usual case (no age dependence): no tuple to build
+            memo_key: object = 2 * dt + dd if age == 0 else (dd, dt, age)
             params = self._decay_memo.get(memo_key)
             if params is None:
                 if len(self._decay_memo) >= _MAX_MEMO:
                     self._decay_memo.clear()
                 params = self._decay_memo[memo_key] = self._decay_params(
-                    qubit, (t_ns - last) * 1e-9, age * 1e-9)
-            self.registry.decohere(key, *params)
+                    qubit, dt * 1e-9, age * 1e-9)
+            a, b, c, phi = params
+            self.registry.decohere(key, a, b, c, phi)
             self._t_last[qubit] = t_ns
         if restart:
             self._free_since[qubit] = t_ns
