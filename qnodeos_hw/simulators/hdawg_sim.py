@@ -53,7 +53,7 @@ import math
 import re
 from collections import OrderedDict, deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -273,7 +273,11 @@ class _Core:
     pos: int = 0
     shift: int = 0
     toggle_seen: int = 0
-    idle_cache: tuple | None = None
+    # the idle loop's blocks (shift -> (samples, next shift)) and cycles (shift -> samples
+    # of the cycle through it, 0 if none), valid while idle_generation == generation
+    idle_generation: int = -1
+    idle_blocks: dict[int, tuple[int, int]] = field(default_factory=dict)
+    idle_cycles: dict[int, int] = field(default_factory=dict)
 
 
 def elf_sections(elf: bytes) -> dict[str, bytes | None]:
@@ -453,7 +457,7 @@ class SimulatedHDAWGConnection:
 
     def _invalidate(self, core: _Core) -> None:
         core.generation += 1
-        core.idle_cache = None
+        core.idle_generation = -1
         for key in [k for k in self._layout_cache if k[0] == core.index]:
             del self._layout_cache[key]
         for key in [k for k in self._entry_cache if k[0] == core.index]:
@@ -649,13 +653,14 @@ class SimulatedHDAWGConnection:
                                 "entry, but there is no request")
         return self._entry(core, index).n_samples
 
-    def _idle_table(self, core: _Core, prog: PolledDIO) -> tuple[dict, dict]:
+    def _idle_table(self, core: _Core, prog: PolledDIO
+                    ) -> tuple[dict[int, tuple[int, int]], dict[int, int]]:
         """(shift -> (block samples, next shift), shift -> samples of its idle cycle or 0)."""
-        if core.idle_cache is not None and core.idle_cache[0] == core.generation:
-            return core.idle_cache[1], core.idle_cache[2]
+        if core.idle_generation == core.generation:
+            return core.idle_blocks, core.idle_cycles
         blocks = {sh: (sum(self._seg_samples(core, g) for g in segs), nxt)
                   for sh, (segs, nxt) in prog.idle.items()}
-        cycles = {}
+        cycles: dict[int, int] = {}
         for sh in blocks:
             seen, cur, total = [], sh, 0
             while cur in blocks and cur not in seen:
@@ -663,15 +668,15 @@ class SimulatedHDAWGConnection:
                 total += blocks[cur][0]
                 cur = blocks[cur][1]
             cycles[sh] = total if cur == sh else 0
-        core.idle_cache = (core.generation, blocks, cycles)
+        core.idle_blocks, core.idle_cycles = blocks, cycles
+        core.idle_generation = core.generation
         return blocks, cycles
 
     def _play_polled(self, core: _Core, prog: PolledDIO, word: int, t_ns: int) -> int | None:
         """Run the idle loop up to the first getDIO that sees ``word``; play the request."""
-        rate = self._values[self._rate_path]
-        cache = core.idle_cache
-        if cache is not None and cache[0] == core.generation:
-            blocks, cycles = cache[1], cache[2]
+        rate: float = self._values[self._rate_path]
+        if core.idle_generation == core.generation:
+            blocks, cycles = core.idle_blocks, core.idle_cycles
         else:
             blocks, cycles = self._idle_table(core, prog)
         need = math.ceil((t_ns + self.dio_latency_ns - core.enabled_at_ns) * rate / 1e9)
@@ -684,7 +689,7 @@ class SimulatedHDAWGConnection:
                                     f"for DD shift {shift}")
             cyc = cycles[shift]
             if cyc and need - pos > cyc:  # skip whole idle cycles at once
-                pos += int((need - pos) // cyc) * cyc
+                pos += ((need - pos) // cyc) * cyc
                 continue
             n, shift = block
             if n <= 0:

@@ -30,7 +30,8 @@ class _Sub:
 
     __slots__ = ("keys", "r", "rho")
 
-    def __init__(self, keys: list, r: list | None = None, rho: np.ndarray | None = None) -> None:
+    def __init__(self, keys: list, r: list[float] | None = None,
+                 rho: np.ndarray | None = None) -> None:
         self.keys, self.r, self.rho = keys, r, rho
 
 
@@ -85,7 +86,7 @@ class QuantumRegistry:
             else:
                 _apply_superop(sub, sub.keys.index(key), _affine_superop(m, c))
 
-    def apply_unitary_1q(self, key, u: np.ndarray, rot: Sequence[float]) -> None:
+    def apply_unitary_1q(self, key, u: np.ndarray, rot: tuple[float, ...]) -> None:
         """Apply 2x2 unitary ``u`` whose Bloch rotation is ``rot`` (both given, for speed)."""
         lock = self.lock  # acquire/release: cheaper than `with` on the hot path
         lock.acquire()
