@@ -278,8 +278,16 @@ class ADwinController(Instrument):
 
     def transact(self, word: bytes, timeout_s: float = 1.0) -> bytes:
         """Send one instruction and wait for a response (the link must be idle)."""
-        self.send_instruction(word)
         a = self.adwin
+        if len(word) != 4 or self._fifo_credit < 1:
+            self.send_instruction(word)  # the checks (and errors) of the general path
+        else:  # self.send_instruction(word), inlined (hot path)
+            self._fifo_credit -= 1
+            try:
+                a.SetFifo_Long(FIFO_INSTRUCTIONS, [int.from_bytes(word, "big", signed=True)], 1)
+            except BaseException:
+                self._fifo_credit = 0  # unknown whether it went in: ask next time
+                raise
         if a.Fifo_Full(FIFO_RESPONSES) < 1:  # not there yet: poll for it
             return self.read_response(timeout_s)
         value = a.GetFifo_Long(FIFO_RESPONSES, 1)[0]  # self.read_response(), inlined (hot path)
