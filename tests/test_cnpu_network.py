@@ -502,7 +502,7 @@ def test_every_cnpu_in_its_own_process_runs_the_dqc_programs_and_merges_their_tr
     assert {("client", "cnpu_socket_sent"), ("server", "cnpu_socket_received"),
             ("client", "cnpu_done_received"), ("server", "cnpu_message_sent")} <= kinds
     its = dqc_iterations(res.trace.events, "client", "server")
-    assert len(its) == k and all(it is not None and it.classical_ms >= 0 for it in its)
+    assert len(its) == k and all(it is not None and it.classical_ms >= 0 for it in its), its
 
 
 def test_a_failing_program_in_a_cnpu_process_is_reported_by_role():

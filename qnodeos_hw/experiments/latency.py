@@ -91,10 +91,20 @@ def dqc_iterations(events: Iterable[Any], client_app: str, server_app: str) -> l
     for k, ds in enumerate(deliv_s):
         try:
             dc = deliv_c[k]
-            s1 = _last_before(idx, ("subroutine_received", ns, ps), ds.wall_ns)
-            s2 = idx.after(("subroutine_received", ns, ps), ds.wall_ns)
-            s2_done = idx.after(("subroutine_done", ns, ps), s2.wall_ns)
-            nxt = idx.after(("epr_request", ns, ps), s2.wall_ns)  # S2 fused with the next S1
+            # S1 is the subroutine the pair was delivered in (the first to finish after the
+            # delivery); S2 the server's next subroutine. The server flushes S2 without
+            # waiting, so a lagging QNPU may have received S2 before S1 even ran: pair by
+            # message id, not by wall order
+            s1_done = idx.after(("subroutine_done", ns, ps), ds.wall_ns)
+            s1_id = s1_done.data.get("msg_id")
+            s1 = idx.after(("subroutine_received", ns, ps), -1,
+                           lambda e: e.data.get("msg_id") == s1_id)
+            s2 = idx.after(("subroutine_received", ns, ps), -1,
+                           lambda e: e.data.get("msg_id", -1) > s1_id)
+            s2_done = idx.after(("subroutine_done", ns, ps), s2.wall_ns,
+                                lambda e: e.data.get("msg_id") == s2.data.get("msg_id"))
+            nxt = idx.after(("epr_request", ns, ps),  # S2 fused with the next S1
+                            max(s2.wall_ns, s1_done.wall_ns))
             if nxt is not None and nxt.wall_ns < s2_done.wall_ns:
                 s2_done = nxt
             c1_done = idx.after(("subroutine_done", nc, pc), dc.wall_ns)
@@ -109,19 +119,16 @@ def dqc_iterations(events: Iterable[Any], client_app: str, server_app: str) -> l
         ms = 1e-6
         t_herald = herald_at.get(ds.data.get("rid"), ds.t_ns)
         out.append(Iteration(
-            server_wait_ns=int(s2.t_ns - t_herald),
+            # S2 starts when it has arrived and S1 has finished
+            server_wait_ns=int(max(s2.t_ns, s1_done.t_ns) - t_herald),
             held_ms=(ds.t_ns - t_herald) * ms,
             cnpu_ms=((sent.wall_ns - c_reply.wall_ns) + (s2_sent.wall_ns - recv.wall_ns)) * ms,
-            qnpu_ms=((c_reply.wall_ns - c1_done.wall_ns) + (s2.wall_ns - s2_sent.wall_ns)) * ms,
-            qdevice_ms=((c1_done.t_ns - dc.t_ns) + (s2_done.t_ns - s2.t_ns)) * ms,
+            qnpu_ms=((c_reply.wall_ns - c1_done.wall_ns)
+                     + (max(s2.wall_ns, s1_done.wall_ns) - s2_sent.wall_ns)) * ms,
+            qdevice_ms=((c1_done.t_ns - dc.t_ns)
+                        + (s2_done.t_ns - max(s2.t_ns, s1_done.t_ns))) * ms,
             classical_ms=(recv.wall_ns - sent.wall_ns) * ms,
             entanglement_ms=(ds.t_ns - s1.t_ns) * ms if s1 is not None and s1.t_ns <= ds.t_ns
             else 0.0,
         ))
     return out
-
-
-def _last_before(idx: _Index, key: tuple, wall_ns: int):
-    walls = idx.walls.get(key, [])
-    i = bisect.bisect_left(walls, wall_ns)
-    return idx.by[key][i - 1] if i > 0 else None

@@ -99,7 +99,9 @@ class TickLink:
         self._last_host_tick = -1
         self._current: _Pending | None = None       # started, response not yet sent
         self._fifo: deque[_Pending] = deque()      # arrived, not started
-        self._inbox: deque[bytes] = deque()        # responses delivered to the host
+        # responses delivered to the host (a list: at most a FIFO's worth, and list
+        # operations compile to C under mypyc where deque methods stay generic calls)
+        self._inbox: list[bytes] = []
         self.sent = 0
         self.answered = 0
         #: when the executing instruction's response goes out (ns); ``math.inf`` while the
@@ -217,7 +219,7 @@ class TickLink:
 
     def poll(self) -> bytes | None:
         """The oldest response that has arrived by now, or None."""
-        return self._inbox.popleft() if self._inbox else None
+        return self._inbox.pop(0) if self._inbox else None
 
     def wait_response(self) -> bytes:
         """Advance time until the next response arrives and return it."""
@@ -226,7 +228,7 @@ class TickLink:
                 raise TickLinkError("no instruction outstanding: nothing to wait for")
             # self.advance_to(response time): delivering moves the clock there
             self._deliver_until(self.next_response_ns)
-        return self._inbox.popleft()
+        return self._inbox.pop(0)
 
     def transact(self, message: bytes) -> bytes:
         """Send one instruction and wait for *its* response (earlier ones are kept in order

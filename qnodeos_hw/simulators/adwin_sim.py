@@ -34,7 +34,6 @@ FIFO while an instruction is in flight jumps to that instruction's response tick
 from __future__ import annotations
 
 import dataclasses
-from collections import deque
 from typing import Any, Final, Protocol, Sequence
 
 from ..qdevice.clock import Clock
@@ -133,7 +132,7 @@ class _ControllerProcess:
 
     def __init__(self, owner: "SimulatedADwin") -> None:
         self.o = owner
-        self._pending: deque[bytes] = deque()
+        self._pending: list[bytes] = []  # started, response not yet sent (list: see TickLink._inbox)
         self.toggle = 0  # DIO request toggle (toggle protocol)
         self._encoded: dict[int, bytes] = {}  # response words (few distinct ones)
 
@@ -212,7 +211,7 @@ class _ControllerProcess:
         return int(duration)
 
     def finish(self, t_ns: int) -> bytes:
-        return self._pending.popleft()
+        return self._pending.pop(0)
 
 
 class SimulatedADwin:
@@ -247,7 +246,7 @@ class SimulatedADwin:
         self._process: str | None = None
         self._running = False
         self._processdelay = cpu_clock_hz // self.spec.tick_rate_hz
-        self._responses: deque[int] = deque()
+        self._responses: list[int] = []  # the response FIFO (list: see TickLink._inbox)
         #: FIFO values already validated as executable instructions -> their 4-byte word
         self._accepted: dict[int, bytes] = {}
         self._program = _ControllerProcess(self)
@@ -508,8 +507,12 @@ class SimulatedADwin:
         if Count > len(self._responses):
             raise FifoUnderflowError("GetFifo_Long", f"{Count} values requested, "
                                      f"{len(self._responses)} in the response FIFO")
-        pop = self._responses.popleft
-        return [pop()] if Count == 1 else [pop() for _ in range(Count)]
+        responses = self._responses
+        if Count == 1:
+            return [responses.pop(0)]
+        out = responses[:Count]
+        del responses[:Count]
+        return out
 
     # not part of the vendor API: for tests and tracing
     @property
