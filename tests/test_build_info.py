@@ -37,16 +37,3 @@ def test_every_listed_source_exists_and_names_a_module():
         assert os.path.isfile(os.path.join(root, src)), src
         assert importlib.util.find_spec(module_name(src)) is not None
 
-
-def test_round_half_even_is_the_builtin_round():
-    from hypothesis import given, strategies as st
-
-    from qnodeos_hw.simulators.hdawg_sim import round_half_even
-
-    @given(st.floats(min_value=-1e12, max_value=1e12, allow_nan=False))
-    def same(x):
-        assert round_half_even(x) == round(x)
-
-    same()
-    for x in (0.5, 1.5, 2.5, -0.5, -1.5, 6 / 2.4, 7 / 2.4 * 2.4, 1e9 + 0.5):
-        assert round_half_even(x) == round(x), x
