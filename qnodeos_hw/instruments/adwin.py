@@ -237,13 +237,7 @@ class ADwinController(Instrument):
             raise ValueError(f"an instruction is 4 bytes, got {len(word)}")
         if self._fifo_credit < 1:
             self._reserve(1, bytes(word).hex())
-        self._fifo_credit -= 1  # self._put([...]), inlined (hot path)
-        try:
-            self.adwin.SetFifo_Long(FIFO_INSTRUCTIONS, [int.from_bytes(word, "big", signed=True)],
-                                    1)
-        except BaseException:
-            self._fifo_credit = 0  # unknown whether it went in: ask next time
-            raise
+        self._put([int.from_bytes(word, "big", signed=True)])
 
     def send_instructions(self, words: list[bytes]) -> None:
         """Put several 4-byte words into the instruction FIFO in one block transfer
@@ -281,7 +275,7 @@ class ADwinController(Instrument):
         a = self.adwin
         if len(word) != 4 or self._fifo_credit < 1:
             self.send_instruction(word)  # the checks (and errors) of the general path
-        else:  # self.send_instruction(word), inlined (hot path)
+        else:  # self._put([...]), inlined: the QDriver's hot path
             self._fifo_credit -= 1
             try:
                 a.SetFifo_Long(FIFO_INSTRUCTIONS, [int.from_bytes(word, "big", signed=True)], 1)

@@ -30,7 +30,7 @@ import enum
 import math
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 from .clock import Clock
 from .errors import DeviceBusyError, FifoOverflowError, TickLinkError
@@ -90,8 +90,7 @@ class TickLink:
                  record: bool = True) -> None:
         if fifo_depth < 1:
             raise ValueError("fifo_depth must be >= 1")
-        self.spec, self.clock = spec, clock
-        self.device = device  # (property: binds the device's start/finish once)
+        self.spec, self.device, self.clock = spec, device, clock
         self.policy, self.fifo_depth = policy, fifo_depth
         self.tick_ns = spec.tick_ns
         self.record = record
@@ -107,18 +106,6 @@ class TickLink:
         #: when the executing instruction's response goes out (ns); ``math.inf`` while the
         #: device is idle. Read-only for users: a cheap "is anything due?" test.
         self.next_response_ns: float = math.inf
-
-    @property
-    def device(self) -> TickDevice:
-        """The QDevice side of the link."""
-        return self._device
-
-    @device.setter
-    def device(self, device: TickDevice) -> None:
-        self._device = device
-        # bound once: a call through a bound method skips the per-call method lookup
-        self._device_start: Callable[[bytes, int], int] = device.start
-        self._device_finish: Callable[[int], bytes] = device.finish
 
     # -- time ---------------------------------------------------------------------------
     def tick_at(self, t_ns: int) -> int:
@@ -141,7 +128,7 @@ class TickLink:
 
     def _start(self, p: _Pending, tick: int) -> None:
         tick_ns = self.tick_ns
-        duration = self._device_start(p.message, tick * tick_ns)
+        duration = self.device.start(p.message, tick * tick_ns)
         if duration < 0:
             raise TickLinkError(f"device reported negative duration {duration} ns")
         ticks = -(-duration // tick_ns)
@@ -168,7 +155,7 @@ class TickLink:
             cur = self._current
             tick = cur.response_tick
             self.clock.advance_to(tick * tick_ns)
-            resp = self._device_finish(tick * tick_ns)
+            resp = self.device.finish(tick * tick_ns)
             if len(resp) != MESSAGE_BYTES:
                 raise TickLinkError(f"device answered {len(resp)} bytes, not {MESSAGE_BYTES}")
             if self.record:

@@ -82,8 +82,6 @@ _R_OUTCOME: Final = int(ResponseKind.OUTCOME)
 _R_ENT_SUCCESS: Final = int(ResponseKind.ENT_SUCCESS)
 _R_ENT_FAILURE: Final = int(ResponseKind.ENT_FAILURE)
 _ACCEPTED_MAX: Final = 1 << 16  # distinct instruction words remembered as validated
-
-
 _WORD_VALUES: dict[bytes, int] = {}  # response word -> int32 (a few dozen distinct words)
 
 
@@ -96,6 +94,8 @@ def _word_value(raw: bytes) -> int:
         if len(_WORD_VALUES) < 4096:
             _WORD_VALUES[raw] = v
     return v
+
+
 _DEFAULT_PARS = {PAR_CR_THRESHOLD: 30, PAR_SSRO_THRESHOLD: 1, PAR_CR_MAX_ATTEMPTS: 100,
                  PAR_INIT_NS: 20_000, PAR_READOUT_NS: 10_000, PAR_CR_CHECK_NS: 50_000,
                  PAR_ENT_ATTEMPT_NS: 5_000, PAR_DIO_FLAG_BIT: 8,

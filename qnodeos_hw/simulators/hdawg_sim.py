@@ -323,9 +323,9 @@ class SimulatedHDAWGConnection:
         self._cores = [_Core(i) for i in range(self.n_channels // 2)]
         self._entry_cache: dict[tuple[int, int], _Entry] = {}
         self._layout_cache: dict[tuple[int, int], tuple[int, int]] = {}  # (core, branch)
-        #: (core, codeword) -> (entry, samples before it, samples after it, next shift) of
-        #: a polled-DIO request; cleared with the core's other caches
-        #: (core index << 32 | codeword) -> what that request plays (an int key: no tuple)
+        #: (core index << 32 | codeword; an int key: no tuple per request) -> (entry, samples
+        #: before it, samples after it, next shift) of a polled-DIO request; cleared with the
+        #: core's other caches
         self._request_cache: dict[int, tuple[_Entry, int, int, int]] = {}
         # node paths read on every codeword (built once)
         self._rate_path = f"/{self.serial}/system/clocks/sampleclock/freq"
@@ -675,10 +675,7 @@ class SimulatedHDAWGConnection:
     def _play_polled(self, core: _Core, prog: PolledDIO, word: int, t_ns: int) -> int | None:
         """Run the idle loop up to the first getDIO that sees ``word``; play the request."""
         rate: float = self._values[self._rate_path]
-        if core.idle_generation == core.generation:
-            blocks, cycles = core.idle_blocks, core.idle_cycles
-        else:
-            blocks, cycles = self._idle_table(core, prog)
+        blocks, cycles = self._idle_table(core, prog)
         need = math.ceil((t_ns + self.dio_latency_ns - core.enabled_at_ns) * rate / 1e9)
         pos, shift = core.pos, core.shift
         while pos < need:
