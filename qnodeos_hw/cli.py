@@ -2,13 +2,23 @@
 
 Each sub-command is implemented by a function ``run(args) -> int`` in the module
 named in :data:`COMMANDS`; modules are imported only when their command runs.
+
+Conventions (every sub-command): ``--version``; ``-v/--verbose`` (repeat for more),
+``-q/--quiet`` and ``--debug`` (see :mod:`qnodeos_hw.logs`), before or after the
+sub-command; help with defaults on every argument; any failure is one line on standard
+error, ``qnodeos-hw <command>: <ErrorType>: <message>``, exit code 2 (the traceback
+with ``--debug``). ``python -m qnodeos_hw`` is the same command.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
+from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 #: (group, action) -> "module:function"
 COMMANDS: dict[tuple[str, str], str] = {
@@ -25,11 +35,59 @@ COMMANDS: dict[tuple[str, str], str] = {
     ("calibrate", "ramsey"): "qnodeos_hw.experiments.calibrations:run_cli",
     ("calibrate", "dd"): "qnodeos_hw.experiments.calibrations:run_cli",
     ("calibrate", "ssro"): "qnodeos_hw.experiments.calibrations:run_cli",
+    ("trace", "export"): "qnodeos_hw.trace_export:run_cli",
 }
 
 
+class AppDirNotFoundError(FileNotFoundError):
+    """``qnodeos-hw run APP_DIR``: the application directory does not exist."""
+
+
+def version() -> str:
+    """The installed distribution's version (the source tree's pyproject otherwise)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as _version
+    try:
+        return _version("qnodeos-hw")
+    except PackageNotFoundError:  # pragma: no cover - running from an uninstalled tree
+        return "unknown"
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults shown in every argument's help; "(default: None)" left out."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or action.default is argparse.SUPPRESS \
+                or isinstance(action.default, bool):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
+def _common(defaults: bool, p: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """-v/-q/--debug (added to ``p``, or a new parent parser); on sub-commands with
+    SUPPRESS defaults, so that they may stand before or after the sub-command."""
+    p = p if p is not None else argparse.ArgumentParser(add_help=False)
+
+    def d(value):
+        return value if defaults else argparse.SUPPRESS
+    p.add_argument("-v", "--verbose", action="count", default=d(0),
+                   help="more output on stderr: instrument connections, dataset runs (-vv: debug)")
+    p.add_argument("-q", "--quiet", action="store_true", default=d(False),
+                   help="errors only; no progress bars")
+    p.add_argument("--debug", action="store_true", default=d(False),
+                   help="debug logging, and the full traceback of a failure")
+    return p
+
+
+def _name_choices(sub) -> None:
+    """argparse names a missing sub-command by its metavar: list the sub-commands."""
+    sub.metavar = "{" + ",".join(sub.choices) + "}"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="qnodeos-hw", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="qnodeos-hw", description=__doc__.splitlines()[0],
+                                formatter_class=_Formatter, parents=[_common(defaults=True)])
+    p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = p.add_subparsers(dest="group", required=True)
 
     demo = sub.add_parser("demo", help="run a demonstration on the simulated lab")
@@ -37,38 +95,41 @@ def build_parser() -> argparse.ArgumentParser:
     m = dsub.add_parser("main", help="the main job (what ./run demo runs)")
     m.add_argument("--out", default="out/demo", help="output folder")
     t = dsub.add_parser("ticks", help="physical instructions through the tick link")
-    t.add_argument("--platform", choices=["nv", "ion"], default="nv")
-    t.add_argument("--seed", type=int, default=1)
+    t.add_argument("--platform", choices=["nv", "ion"], default="nv", help="simulated QDevice")
+    t.add_argument("--seed", type=int, default=1, help="random seed of the physics")
     d = dsub.add_parser("dqc", help="delegated quantum computation (client/server)")
     d.add_argument("--k", type=int, default=1200, help="circuits per (alpha, theta) setting")
-    d.add_argument("--out", default="out/dqc")
-    d.add_argument("--seed", type=int, default=1)
+    d.add_argument("--out", default="out/dqc", help="output folder (JSON, PNG, dataset)")
+    d.add_argument("--db", default=None, help="QCoDeS database file (default: OUT/dqc.db)")
+    d.add_argument("--seed", type=int, default=1, help="random seed")
     d.add_argument("--workers", type=int, default=1, help="settings run side by side in this many "
                    "OS processes (each setting is already three: the QNPUs and one CNPU per node)")
     d.add_argument("--max-wait-ms", type=float, default=5.0,
                    help="latency filter: keep circuits whose server qubit waited at most this long")
     lg = dsub.add_parser("lgt", help="local gate tomography")
     lg.add_argument("--k", type=int, default=1000, help="shots per basis")
-    lg.add_argument("--out", default="out/lgt")
-    lg.add_argument("--seed", type=int, default=1)
+    lg.add_argument("--out", default="out/lgt", help="output folder (JSON, PNG, dataset)")
+    lg.add_argument("--db", default=None, help="QCoDeS database file (default: OUT/lgt.db)")
+    lg.add_argument("--seed", type=int, default=1, help="random seed")
     mt = dsub.add_parser("multitask", help="N DQC + N LGT programs, multitasking on/off")
     mt.add_argument("--n", default="1..5", help="N or a range such as 1..5")
-    mt.add_argument("--out", default="out/multitask")
-    mt.add_argument("--seed", type=int, default=1)
+    mt.add_argument("--out", default="out/multitask", help="output folder (JSON, PNG, dataset)")
+    mt.add_argument("--db", default=None, help="QCoDeS database file (default: OUT/multitask.db)")
+    mt.add_argument("--seed", type=int, default=1, help="random seed")
 
     wf = sub.add_parser("waveforms", help="NV pulse library")
     wsub = wf.add_subparsers(dest="action", required=True)
     b = wsub.add_parser("build", help="build the waveform table, command table and SeqC program")
-    b.add_argument("--platform", choices=["nv"], default="nv")
+    b.add_argument("--platform", choices=["nv"], default="nv", help="platform")
     b.add_argument("--calibration", default=None, help="calibration YAML (default: shipped)")
-    b.add_argument("--out", required=True)
+    b.add_argument("--out", required=True, help="output folder")
 
     sq = sub.add_parser("sequences", help="trapped-ion TTL sequences")
     ssub = sq.add_subparsers(dest="action", required=True)
     b = ssub.add_parser("build", help="build the 7 ion TTL sequences")
-    b.add_argument("--platform", choices=["ion"], default="ion")
+    b.add_argument("--platform", choices=["ion"], default="ion", help="platform")
     b.add_argument("--calibration", default=None, help="ion calibration YAML (default: shipped)")
-    b.add_argument("--out", required=True)
+    b.add_argument("--out", required=True, help="output folder")
 
     st = sub.add_parser("station", help="QCoDeS station")
     stsub = st.add_subparsers(dest="action", required=True)
@@ -76,40 +137,87 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--config", default=None, help="station YAML (default: the built-in sim)")
 
     r = sub.add_parser("run", help="run a netqasm application directory on a simulated network")
-    r.add_argument("app_dir")
-    r.add_argument("--station", default=None)
-    r.add_argument("--seed", type=int, default=None)
+    r.add_argument("app_dir", help="netqasm application directory (app_<role>.py files)")
+    r.add_argument("--station", default=None,
+                   help="network/station YAML (default: two ideal nodes)")
+    r.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
     r.add_argument("--trace", default=None, help="write the event trace as JSON lines")
     r.set_defaults(action="")
 
     cal = sub.add_parser("calibrate", help="calibration sequences on the station")
     csub = cal.add_subparsers(dest="action", required=True)
     for name in ("rabi", "ramsey", "dd", "ssro"):
-        c = csub.add_parser(name)
-        c.add_argument("--station", default=None)
-        c.add_argument("--out", default=f"out/calibrate-{name}")
-        c.add_argument("--seed", type=int, default=1)
+        c = csub.add_parser(name, help=f"{name} calibration")
+        c.add_argument("--station", default=None,
+                       help="QCoDeS station YAML (default: the built-in simulated station)")
+        c.add_argument("--out", default=f"out/calibrate-{name}",
+                       help="output folder (versions, PNG, JSON)")
+        c.add_argument("--db", default=None,
+                       help="QCoDeS database file (default: OUT/calibrations.db)")
+        c.add_argument("--seed", type=int, default=1, help="random seed of the simulated physics")
         c.add_argument("--calibration", default=None,
                        help="input calibration YAML (default: OUT/calibration.yaml, else shipped)")
         c.add_argument("--noise-model", dest="noise_model", default=None,
                        help="noise-model YAML for the simulated station's physics")
         c.add_argument("--shots", type=int, default=None, help="shots per scan point")
+        c.add_argument("--force", action="store_true",
+                       help="write a new version even from a weak fit (parameter at the scan "
+                            "edge, or relative error above the bound)")
+
+    tr = sub.add_parser("trace", help="event traces (qnodeos-hw run --trace FILE.jsonl)")
+    tsub = tr.add_subparsers(dest="action", required=True)
+    te = tsub.add_parser("export", help="JSON-lines trace -> Chrome/Perfetto trace-event JSON")
+    te.add_argument("trace_file", help="JSON-lines trace written by --trace")
+    te.add_argument("--out", default=None, help="output JSON (default: TRACE with .json suffix)")
+
+    _conventions(p, top=True)
     return p
 
 
+def _conventions(parser: argparse.ArgumentParser, top: bool = False) -> None:
+    """Every (sub-)command: defaults in its help, -v/-q/--debug, and a missing
+    sub-command named by the list of sub-commands."""
+    parser.formatter_class = _Formatter
+    if not top:
+        _common(defaults=False, p=parser)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            _name_choices(action)
+            for child in action.choices.values():
+                _conventions(child)
+
+
 def main(argv: list[str] | None = None) -> int:
+    from . import logs
+
     args = build_parser().parse_args(argv)
+    debug = bool(getattr(args, "debug", False))
+    logs.configure(-1 if getattr(args, "quiet", False) else int(getattr(args, "verbose", 0)),
+                   debug)
+    command = " ".join(x for x in (args.group, args.action) if x)
     target = COMMANDS[(args.group, args.action)]
     module, func = target.split(":")
     try:
         mod = importlib.import_module(module)
     except ModuleNotFoundError as exc:
         if exc.name and module.startswith(exc.name):
-            print(f"qnodeos-hw: '{args.group} {args.action}' is not available in this build "
+            print(f"qnodeos-hw: '{command}' is not available in this build "
                   f"({module} missing)", file=sys.stderr)
             return 2
         raise
-    return int(getattr(mod, func)(args) or 0)
+    try:
+        if args.group == "run" and not Path(args.app_dir).is_dir():
+            raise AppDirNotFoundError(f"application directory {args.app_dir!r} does not exist")
+        return int(getattr(mod, func)(args) or 0)
+    except KeyboardInterrupt:
+        print(f"qnodeos-hw {command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if debug:
+            raise
+        log.debug("%s failed", command, exc_info=True)
+        print(f"qnodeos-hw {command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -38,11 +38,16 @@ def test_build_with_a_calibration_file(tmp_path):
     assert rx["instruction"] == "rx_pi" and rx["high_ns"]["qubit"] == 8000 and rx["duration_ns"] == 8500
 
 
-def test_build_refuses_off_grid_calibration(tmp_path):
+def test_build_refuses_off_grid_calibration(tmp_path, capsys):
     cal = tmp_path / "cal.yaml"
     cal.write_text("pi_time_ns: 8010\ncooling_ns: 100000\npumping_ns: 10000\n"
                    "detection_ns: 200000\nguard_ns: 500\npmt_threshold: 2\n")
-    with pytest.raises(T.OffGridError) as e:
-        main(["sequences", "build", "--calibration", str(cal), "--out", str(tmp_path / "o")])
+    argv = ["sequences", "build", "--calibration", str(cal), "--out", str(tmp_path / "o")]
+    assert main(argv) == 2  # one line naming the typed error
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("qnodeos-hw sequences build: OffGridError:")
+    assert "'qubit' at 4005 ns" in err[0]
+    with pytest.raises(T.OffGridError) as e:  # --debug: the exception itself
+        main(argv + ["--debug"])
     assert e.value.channel == "qubit" and e.value.time_ns == 4005
     assert not (tmp_path / "o" / "ion_sequences.json").exists()

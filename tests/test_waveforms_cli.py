@@ -46,4 +46,5 @@ def test_cli_custom_and_bad_calibration(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(d))
     assert main(["waveforms", "build", "--calibration", str(bad), "--out", str(tmp_path / "b")]) == 1
-    assert "pulses.hermite.pi_amplitude" in capsys.readouterr().out
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "CalibrationError" in err[0] and "pulses.hermite.pi_amplitude" in err[0]

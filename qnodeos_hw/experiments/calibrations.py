@@ -58,6 +58,7 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
+from ..logs import progress_enabled
 from ..simulators.physics import NoiseModelKeyError, NoiseModelValueError, load_noise_models, nv_node
 from ..simulators.nv_lab import SimLabAddressError
 from ..waveforms.calibration import (CalibrationError, NVCalibration, calibration_from_dict,
@@ -424,7 +425,7 @@ def run_cli(args: Any) -> int:
         res = run_calibration(args.action, args.out, station=args.station,
                               calibration=getattr(args, "calibration", None),
                               noise_model=getattr(args, "noise_model", None), seed=args.seed,
-                              settings=settings, progress=True)
+                              settings=settings, progress=progress_enabled())
     except REPORTED_ERRORS as exc:
         print(f"qnodeos-hw calibrate {args.action}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2

@@ -4,7 +4,8 @@
 * :class:`~.adwin.ADwinController` -- ADwin-Pro II running the NV QDevice controller
   (the QDevice mailbox: ``send_instruction`` / ``read_response`` / ``now_ns``);
 * :mod:`.ion_bridge` -- the trapped-ion FPGA bridge over pyserial;
-* the MW source is qcodes' own ``RohdeSchwarzSGS100A``;
+* :class:`~.sgs100a.SGS100A` -- the MW source: qcodes' own ``RohdeSchwarzSGS100A``,
+  its connection line logged instead of printed (:mod:`.connect_log`);
 * :mod:`.stations` -- ``sim`` and ``lab`` station YAMLs; :mod:`.station_check` --
   ``qnodeos-hw station check``.
 

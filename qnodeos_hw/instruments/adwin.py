@@ -29,6 +29,8 @@ from typing import Any
 from qcodes import validators as vals
 from qcodes.instrument import Instrument
 
+from .connect_log import LoggedConnectMessage
+
 PAR_CR_THRESHOLD, PAR_SSRO_THRESHOLD, PAR_CR_MAX_ATTEMPTS = 1, 2, 4
 PAR_INIT_NS, PAR_READOUT_NS, PAR_CR_CHECK_NS, PAR_ENT_ATTEMPT_NS = 5, 6, 7, 8
 PAR_DIO_FLAG_BIT, PAR_TICKS, PAR_DIO_PROTOCOL, PAR_INSTRUCTIONS = 9, 10, 11, 12
@@ -79,7 +81,7 @@ def _open_adwin(name: str, device_no: int) -> Any:
         raise ADwinUnreachableError(name, str(device_no), str(exc)) from exc
 
 
-class ADwinController(Instrument):
+class ADwinController(LoggedConnectMessage, Instrument):
     """ADwin-Pro II running the QDevice controller (see module docstring).
 
     ``address``: ADwin device number (as configured with ADconfig), e.g. ``"1"``;

@@ -30,6 +30,8 @@ from qcodes.parameters import create_on_off_val_mapping
 from qcodes import validators as vals
 from zhinst.toolkit import CommandTable, Session, Waveforms
 
+from .connect_log import LoggedConnectMessage
+
 #: HDAWG signal output ranges (V)
 SIGOUT_RANGES_V = (0.2, 0.4, 0.6, 0.8, 1.0, 2.0, 3.0, 4.0, 5.0)
 #: LabOne enumeration of /DEV/DIOS/0/MODE
@@ -221,7 +223,7 @@ class HDAWGCore(InstrumentChannel):
         return snap
 
 
-class ZIHDAWG(Instrument):
+class ZIHDAWG(LoggedConnectMessage, Instrument):
     """Zurich Instruments HDAWG as a QCoDeS instrument (see module docstring).
 
     ``address``: ``"host:port"`` of the LabOne data server; ``serial``: device

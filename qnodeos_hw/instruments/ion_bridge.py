@@ -73,6 +73,7 @@ from qcodes.validators import Ints
 from ..qdevice.errors import TickLinkError
 from ..qdevice.message import InstructionMessage, Opcode, decode, encode, physical_instruction
 from ..qdevice.spec import ion_spec
+from .connect_log import LoggedConnectMessage
 from ..sequences.ion_ttl import (CLOCK_PERIOD_NS, IonInstruction, TTLSequence, crc32,
                                  encode_sequence, play_message, sequence_index)
 
@@ -226,7 +227,7 @@ class PlayResult:
 
 # --------------------------------------------------------------------------- instrument
 
-class IonFPGABridge(Instrument):
+class IonFPGABridge(LoggedConnectMessage, Instrument):
     """The ion node's FPGA bridge on a pyserial port.
 
     Args:

@@ -27,6 +27,7 @@ KEY_SETTINGS: dict[str, tuple[str, ...]] = {
     "RohdeSchwarzSGS100A": ("status", "frequency", "power", "phase", "IQ_state",
                             "ref_osc_source"),
 }
+KEY_SETTINGS["SGS100A"] = KEY_SETTINGS["RohdeSchwarzSGS100A"]  # ours: qcodes' driver, logged
 
 
 class StationInstrumentError(RuntimeError):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -139,12 +140,13 @@ def plot_entries(table, program, path: Path) -> None:
 def run_cli(args: argparse.Namespace) -> int:
     """Entry point of ``qnodeos-hw waveforms build``."""
     if args.platform != "nv":
-        print(f"qnodeos-hw waveforms build: unknown platform {args.platform!r}")
+        print(f"qnodeos-hw waveforms build: unknown platform {args.platform!r}", file=sys.stderr)
         return 2
+    from ..logs import progress_enabled
     try:
-        report = build_nv(args.calibration, args.out)
+        report = build_nv(args.calibration, args.out, progress=progress_enabled())
     except CalibrationError as exc:
-        print(f"qnodeos-hw waveforms build: {exc}")
+        print(f"qnodeos-hw waveforms build: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     print(json.dumps({k: report[k] for k in ("entries", "memory_fraction", "build_s", "compile_s")}))
     print(f"wrote {args.out}")
