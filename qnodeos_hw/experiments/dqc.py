@@ -242,9 +242,10 @@ def summary(cfg: DQCConfig, analyses: list[dict], wall_s: float) -> dict[str, An
     }
 
 
-def save(out: str | Path, cfg: DQCConfig, recs: list[dict], summ: dict) -> dict[str, str]:
-    """dqc.json, dqc.png and the QCoDeS dataset dqc.db in ``out``."""
-    from .datasets import save_dataset
+def save(out: str | Path, cfg: DQCConfig, recs: list[dict], summ: dict,
+         db: str | Path | None = None) -> dict[str, str]:
+    """dqc.json, dqc.png and the QCoDeS dataset (``db``, default dqc.db in ``out``)."""
+    from .datasets import save_dqc
     from .plots import plot_dqc
 
     out = Path(out)
@@ -252,19 +253,8 @@ def save(out: str | Path, cfg: DQCConfig, recs: list[dict], summ: dict) -> dict[
     js = out / "dqc.json"
     js.write_text(json.dumps(summ, indent=1))
     png = plot_dqc(summ, recs, out / "dqc.png")
-    setting, circuit, basis, outcome, wait = [], [], [], [], []
-    for i, r in enumerate(recs):
-        for c, (b, m, it) in enumerate(zip(r["bases"], r["m"], r["iterations"])):
-            setting.append(i)
-            circuit.append(c)
-            basis.append("XYZ".index(b))
-            outcome.append(m)
-            wait.append(it["server_wait_ns"] * 1e-6 if it else np.nan)
-    db = out / "dqc.db"
-    run_id = save_dataset(db, "dqc", f"dqc_k{cfg.k}",
-                          {"setting": setting, "circuit": circuit},
-                          {"basis": basis, "outcome": outcome, "server_wait": wait},
-                          units={"server_wait": "ms"})
+    db = Path(db) if db is not None else out / "dqc.db"
+    run_id = save_dqc(db, cfg, recs, summ)
     return {"json": str(js), "png": str(png), "db": str(db), "run_id": str(run_id)}
 
 
@@ -273,7 +263,7 @@ def run_cli(args) -> int:
     t0 = time.perf_counter()
     recs, analyses = run_dqc(cfg, workers=getattr(args, "workers", 1))
     summ = summary(cfg, analyses, time.perf_counter() - t0)
-    files = save(args.out, cfg, recs, summ)
+    files = save(args.out, cfg, recs, summ, db=getattr(args, "db", None))
     print(format_table(summ))
     print(f"files: {files['json']}  {files['png']}  {files['db']} (run {files['run_id']})")
     return 0 if summ["all_beat_classical_bound"] else 1

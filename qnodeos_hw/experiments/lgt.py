@@ -94,8 +94,9 @@ def _subroutine_durations_ns(events, node: str) -> list[int]:
     return out
 
 
-def save(out: str | Path, res: dict) -> dict[str, str]:
-    from .datasets import save_dataset
+def save(out: str | Path, res: dict, db: str | Path | None = None) -> dict[str, str]:
+    """lgt.json, lgt.png and the QCoDeS dataset (``db``, default lgt.db in ``out``)."""
+    from .datasets import save_lgt
     from .plots import plot_lgt
 
     out = Path(out)
@@ -104,13 +105,8 @@ def save(out: str | Path, res: dict) -> dict[str, str]:
     js = out / "lgt.json"
     js.write_text(json.dumps(summ, indent=1))
     png = plot_lgt(summ, out / "lgt.png")
-    names = list(CARDINAL)
-    db = out / "lgt.db"
-    run_id = save_dataset(db, "lgt", f"lgt_k{res['k']}",
-                          {"block": list(range(len(res["m"])))},
-                          {"state": [names.index(b[0]) for b in res["blocks"]],
-                           "basis": ["XYZ".index(b[1]) for b in res["blocks"]],
-                           "outcome": res["m"]}, sample="simulated NV node")
+    db = Path(db) if db is not None else out / "lgt.db"
+    run_id = save_lgt(db, res)
     return {"json": str(js), "png": str(png), "db": str(db), "run_id": str(run_id)}
 
 
@@ -125,7 +121,7 @@ def format_table(summ: dict) -> str:
 
 def run_cli(args) -> int:
     res = run_lgt(LGTConfig(k=args.k, seed=args.seed))
-    files = save(args.out, res)
+    files = save(args.out, res, db=getattr(args, "db", None))
     print(format_table(res))
     print(f"files: {files['json']}  {files['png']}  {files['db']} (run {files['run_id']})")
     return 0

@@ -173,8 +173,10 @@ def parse_n(text: str) -> list[int]:
     return ns
 
 
-def save(out: str | Path, summ: dict) -> dict[str, str]:
-    from .datasets import save_dataset
+def save(out: str | Path, summ: dict, db: str | Path | None = None) -> dict[str, str]:
+    """multitask.json, multitask.png and the QCoDeS dataset (``db``, default multitask.db
+    in ``out``)."""
+    from .datasets import save_multitask
     from .plots import plot_multitask
 
     out = Path(out)
@@ -182,13 +184,8 @@ def save(out: str | Path, summ: dict) -> dict[str, str]:
     js = out / "multitask.json"
     js.write_text(json.dumps(summ, indent=1))
     png = plot_multitask(summ, out / "multitask.png")
-    runs = summ["runs"]
-    db = out / "multitask.db"
-    run_id = save_dataset(db, "multitask", "utilisation",
-                          {"n": [r["n"] for r in runs], "multitasking": [int(r["multitasking"]) for r in runs]},
-                          {"t_util": [r["t_util"] for r in runs],
-                           "lgt_fidelity": [r["lgt_fidelity_corrected_mean"] for r in runs],
-                           "lgt_between_dqc": [r["lgt_blocks_between_dqc"]["mean"] for r in runs]})
+    db = Path(db) if db is not None else out / "multitask.db"
+    run_id = save_multitask(db, summ)
     return {"json": str(js), "png": str(png), "db": str(db), "run_id": str(run_id)}
 
 
@@ -211,7 +208,7 @@ def format_table(summ: dict) -> str:
 
 def run_cli(args) -> int:
     summ = run_multitask(parse_n(args.n), MultitaskConfig(seed=args.seed))
-    files = save(args.out, summ)
+    files = save(args.out, summ, db=getattr(args, "db", None))
     print(format_table(summ))
     print(f"files: {files['json']}  {files['png']}  {files['db']} (run {files['run_id']})")
     return 0

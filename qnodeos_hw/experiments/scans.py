@@ -186,15 +186,27 @@ def load_calibration_program(hdawg: Any, adwin: Any, mw: Any, program: Calibrati
     mw.status("on")
 
 
+def rabi_headroom(table: WaveformTable, wanted: float = 1.5) -> float:
+    """How far above the calibrated pi amplitude a Rabi scan can reach: ``wanted``, or
+    less when the x(pi) waveform's peak sample times it would exceed full scale."""
+    x180 = table.by_rotation("x", 1, 0)
+    peak = float(np.max(np.abs(x180.samples_i + 1j * x180.samples_q)))
+    return float(min(wanted, 1.0 / peak)) if peak > 0 else wanted
+
+
 def rabi_program(table: WaveformTable, amplitudes: Sequence[float], pulses: int = 2,
-                 sample_rate_hz: float | None = None) -> CalibrationProgram:
+                 sample_rate_hz: float | None = None, headroom: float = 1.0) -> CalibrationProgram:
     """Entry ``k``: ``pulses`` calibrated x(pi) waveforms back to back, scaled by
-    ``amplitudes[k]`` (fraction of the calibrated pi amplitude):
-    P(1) = sin^2(pulses * pi * a / (2 a_pi))."""
+    ``headroom * amplitudes[k]`` (``headroom``: the uploaded waveform is the calibrated
+    pi pulse times this, so that a command-table amplitude of 1 reaches past the
+    calibrated pi amplitude): P(1) = sin^2(pulses * pi * a / (2 a_pi)), ``a_pi`` in
+    command-table units."""
     if pulses < 1:
         raise ScanError("pulses", f"must be >= 1, got {pulses}")
     x180 = table.by_rotation("x", 1, 0)
-    wave = (np.tile(x180.samples_i, pulses), np.tile(x180.samples_q, pulses))
+    wave = (np.tile(x180.samples_i, pulses) * headroom, np.tile(x180.samples_q, pulses) * headroom)
+    if float(np.max(np.abs(wave[0] + 1j * wave[1]))) > 1.0 + 1e-12:
+        raise ScanError("headroom", f"{headroom}: the scaled pi pulse exceeds full scale")
     return build_calibration_program([wave], [(0, float(a)) for a in amplitudes],
                                      sample_rate_hz or x180.sample_rate_hz)
 
@@ -227,9 +239,10 @@ def ramsey_program(table: WaveformTable, delays_samples: Sequence[int],
 
 # ------------------------------------------------------------------------------ scans
 def entry_scan(box: Mailbox, entries: Sequence[int], shots: int,
-               progress: Progress | None = None) -> np.ndarray:
+               progress: Progress | None = None,
+               on_point: Callable[[int, int], Any] | None = None) -> np.ndarray:
     """For each entry: ``shots`` x (INIT, PLAY entry, MEASURE). Returns the counts of
-    outcome 1 per entry."""
+    outcome 1 per entry; ``on_point(k, ones_k)`` is called as each entry is done."""
     ones = np.zeros(len(entries), dtype=np.int64)
     for k, e in enumerate(entries):
         for _ in range(shots):
@@ -238,17 +251,21 @@ def entry_scan(box: Mailbox, entries: Sequence[int], shots: int,
             ones[k] += box.measure()
         if progress:
             progress(shots)
+        if on_point:
+            on_point(k, int(ones[k]))
     return ones
 
 
 def dd_decay_scan(box: Mailbox, wait_ns: Callable[[int], None], x90: int, xm90: int,
-                  waits_ns: Sequence[int], shots: int, progress: Progress | None = None
+                  waits_ns: Sequence[int], shots: int, progress: Progress | None = None,
+                  on_point: Callable[[int, int, int], Any] | None = None
                   ) -> tuple[np.ndarray, np.ndarray]:
     """DD coherence on the NV node program: INIT, x(pi/2), DD for ``wait`` (the AWG
     idles with XY8 while the controller waits), then x(-pi/2) (back to |0>) or
     x(pi/2) (to |1>), MEASURE. Returns the counts of outcome 0 for the two final
     pulses, per wait: ``(zeros_after_xm90, zeros_after_x90)``. Their difference over
-    ``shots`` is ``contrast * coherence(wait)`` with the readout offset cancelled."""
+    ``shots`` is ``contrast * coherence(wait)`` with the readout offset cancelled.
+    ``on_point(k, zeros_after_xm90_k, zeros_after_x90_k)`` as each wait is done."""
     back = np.zeros(len(waits_ns), dtype=np.int64)
     fwd = np.zeros(len(waits_ns), dtype=np.int64)
     for k, w in enumerate(waits_ns):
@@ -261,6 +278,8 @@ def dd_decay_scan(box: Mailbox, wait_ns: Callable[[int], None], x90: int, xm90: 
                 out[k] += 1 - box.measure()
         if progress:
             progress(2 * shots)
+        if on_point:
+            on_point(k, int(back[k]), int(fwd[k]))
     return back, fwd
 
 
@@ -279,16 +298,19 @@ class SSROCounts:
 
 
 def ssro_scan(box: Mailbox, x180: int, shots: int, progress: Progress | None = None,
-              chunk: int = 500) -> SSROCounts:
+              chunk: int = 500, on_chunk: Callable[[SSROCounts], Any] | None = None
+              ) -> SSROCounts:
     """``shots`` x (INIT, MEASURE herald, MEASURE) and ``shots`` x (INIT, MEASURE herald,
     PLAY x(pi), MEASURE). The herald readout is the raw assignment measurement after
     INIT (it includes the initialisation error); keeping only shots heralded 0
     prepares |0> (|1> after the pi pulse) with the readout's projection, so the
-    second readout measures F0 / F1 free of the INIT error."""
+    second readout measures F0 / F1 free of the INIT error. ``on_chunk(counts)``: the
+    counts of each chunk of ``chunk`` shots per state, as it is done."""
     h0 = h1 = z0 = o1 = 0
     done = 0
     while done < shots:
         n = min(chunk, shots - done)
+        before = (h0, h1, z0, o1)
         for _ in range(n):
             box.init()
             if box.measure() == 0:
@@ -303,4 +325,7 @@ def ssro_scan(box: Mailbox, x180: int, shots: int, progress: Progress | None = N
         done += n
         if progress:
             progress(2 * n)
+        if on_chunk:
+            on_chunk(SSROCounts(n, h0 - before[0], h1 - before[1], z0 - before[2],
+                                o1 - before[3]))
     return SSROCounts(shots, h0, h1, z0, o1)
