@@ -37,6 +37,9 @@ class SimulatedNode:
     clock: VirtualClock
     physics: Any
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    #: ``progress(t_ns)``: the node's clock reached t_ns (tells its heralding station,
+    #: which then stops waiting for windows of bins the node has passed)
+    progress: Callable[[int], None] | None = None
 
     def close(self) -> None:
         while self._closers:
@@ -55,9 +58,11 @@ def _nv_program(calibration_file: str | Path | None):
 
 def simulated_nv_network(names: tuple[str, ...] = ("client", "server"), seed: int = 0,
                          noise_file: str | Path | None = None, num_qubits: int = 1,
-                         calibration_file: str | Path | None = None) -> dict[str, SimulatedNode]:
+                         calibration_file: str | Path | None = None,
+                         bin_ns: int | None = None) -> dict[str, SimulatedNode]:
     """NV nodes on simulated stations; every pair of them can entangle through one
-    heralding station (paper defaults from the noise model, or ``noise_file``)."""
+    heralding station (paper defaults from the noise model, or ``noise_file``), which
+    pairs attempt windows by time bin when ``bin_ns`` is given."""
     from .qdrivers.nv import NVQDriver
     from .simulators.nv_lab import open_nv_node
     from .simulators.physics import HeraldingStation, NVNode, QuantumRegistry, load_noise_models
@@ -65,7 +70,7 @@ def simulated_nv_network(names: tuple[str, ...] = ("client", "server"), seed: in
     models = load_noise_models(noise_file)
     registry = QuantumRegistry()
     gens = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(names) + 1)]
-    station = HeraldingStation(models.heralding, gens[0], registry)
+    station = HeraldingStation(models.heralding, gens[0], registry, bin_ns=bin_ns)
     table, program = _nv_program(calibration_file)
     nodes: dict[str, SimulatedNode] = {}
     try:
@@ -76,7 +81,8 @@ def simulated_nv_network(names: tuple[str, ...] = ("client", "server"), seed: in
             probe = (lambda qs, p=physics, c=clock: p.reduced_density_matrix(qs, c.now_ns()))
             qd = NVQDriver(st.adwin, table, spec=nv_spec(num_qubits), now_ns=clock.now_ns,
                            state_probe=probe)
-            nodes[name] = SimulatedNode(name, "nv", qd, clock, physics, [st.close])
+            nodes[name] = SimulatedNode(name, "nv", qd, clock, physics, [st.close],
+                                        progress=lambda t, n=name: station.progress(n, t))
     except Exception:
         for n in nodes.values():
             n.close()

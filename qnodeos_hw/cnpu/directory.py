@@ -24,10 +24,22 @@ class NodeEntry:
 
 @dataclass
 class NetworkDirectory:
-    """Nodes by name and the role -> node assignment of the running application."""
+    """Nodes by name and the role -> node assignment of the running application.
+
+    ``time``: the network's time base, ``{"mode": "host"}`` or ``{"mode": "modelled",
+    "latency": LatencyModel.to_dict(), "clock": [host, port] (the shared clock's TCP
+    endpoint, for CNPUs in other processes)}``; ``token``: the secret a CNPU presents
+    to the classical hubs and the shared clock of this network (loopback peers that do
+    not know it are refused)."""
 
     nodes: dict[str, NodeEntry] = field(default_factory=dict)
     roles: dict[str, str] = field(default_factory=dict)
+    time: dict = field(default_factory=lambda: {"mode": "host"})
+    token: str = ""
+
+    @property
+    def modelled(self) -> bool:
+        return self.time.get("mode") == "modelled"
 
     def node_of_role(self, role: str) -> NodeEntry:
         name = self.roles.get(role, role)
@@ -40,7 +52,8 @@ class NetworkDirectory:
         return {n.name: n.node_id for n in self.nodes.values()}
 
     def to_json(self) -> str:
-        return json.dumps({"nodes": [asdict(n) for n in self.nodes.values()], "roles": self.roles})
+        return json.dumps({"nodes": [asdict(n) for n in self.nodes.values()], "roles": self.roles,
+                           "time": self.time, "token": self.token})
 
     @classmethod
     def from_json(cls, text: str) -> "NetworkDirectory":
@@ -49,7 +62,8 @@ class NetworkDirectory:
         for n in d["nodes"]:
             n["qnpu"], n["classical"] = tuple(n["qnpu"]), tuple(n["classical"])
             nodes[n["name"]] = NodeEntry(**n)
-        return cls(nodes, dict(d["roles"]))
+        return cls(nodes, dict(d["roles"]), dict(d.get("time") or {"mode": "host"}),
+                   str(d.get("token", "")))
 
     def network_info(self) -> type[NetworkInfo]:
         """A netqasm ``NetworkInfo`` class answering from this directory."""

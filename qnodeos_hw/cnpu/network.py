@@ -16,6 +16,7 @@ import os
 import random
 import socket
 import sys
+import zlib
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
@@ -26,11 +27,13 @@ from netqasm.runtime.settings import SIMULATOR_ENV, Simulator
 
 from ..qdevice.clock import VirtualClock
 from ..qdrivers.ideal import IdealLink, IdealQDriver, NetworkQuantumState
-from ..qnpu.netstack import RequestBoard
+from ..qnpu.peers import LocalPeerBus
 from ..qnpu.qnpu import QNPU, QNPUConfig
 from ..qnpu.server import QNPUServer
 from ..qnpu.trace import Trace, load_jsonl
+from ..timebase import ClockServer, LatencyModel, TimeCoordinator, load_latency_model
 from .directory import NetworkDirectory, NodeEntry
+from .timing import CNPUClocks, program_lp
 from .runtime import (AppDir, ProgramOutcome, external_names, load_app_dir, make_external_module,
                       run_programs)
 from .socket import ClassicalHub
@@ -50,6 +53,10 @@ class NVNetworkFactory:
         self.kwargs = dict(seed=seed, num_qubits=num_qubits, noise_file=noise_file,
                            calibration_file=calibration_file)
 
+    def set_bin_ns(self, bin_ns: int) -> None:
+        """Pair attempt windows by this TDMA bin (the network's schedule)."""
+        self.kwargs["bin_ns"] = bin_ns
+
     def make_nodes(self, names: list[str]) -> dict[str, Any]:
         """name -> object with ``qdriver``, ``clock`` and ``close()``."""
         from ..nodes import simulated_nv_network
@@ -63,14 +70,28 @@ class IdealNetworkFactory:
 
     def __init__(self, num_qubits: int = 5, fidelity: float = 1.0, p_success: float = 1.0,
                  seed: int | None = None, flavour_name: str = "vanilla",
-                 random_bell: bool = False) -> None:
+                 random_bell: bool = False, bin_ns: int | None = None) -> None:
         self.num_qubits, self.flavour_name = num_qubits, flavour_name
+        self.seed = seed
         self.link = IdealLink(NetworkQuantumState(np.random.default_rng(seed)), fidelity=fidelity,
-                              p_success=p_success, random_bell=random_bell)
+                              p_success=p_success, random_bell=random_bell, bin_ns=bin_ns,
+                              seed=seed)
+
+    def set_bin_ns(self, bin_ns: int) -> None:
+        """Pair attempt windows by this TDMA bin (the network's schedule)."""
+        self.link.bin_ns = bin_ns
+
+    def progress(self, node: str, t_ns: int) -> None:
+        self.link.progress(node, t_ns)
 
     def __call__(self, node: str, clock: VirtualClock) -> IdealQDriver:
+        # each node draws its measurement outcomes from its own stream (seeded by name):
+        # outcomes then do not depend on how the nodes' threads interleave
+        rng = None
+        if self.seed is not None:
+            rng = np.random.default_rng([int(self.seed) % 2**63, zlib.crc32(node.encode())])
         return IdealQDriver(node, self.num_qubits, clock, self.link,
-                            flavour=_FLAVOURS[self.flavour_name]())
+                            flavour=_FLAVOURS[self.flavour_name](), rng=rng)
 
 
 @dataclass
@@ -87,10 +108,19 @@ class Node:
     classical: tuple[str, int] = ("", 0)
 
 
+TIME_MODES = ("modelled", "host")
+
+
 @dataclass
 class NetworkSettings:
     """``bin_ns``: TDMA time bin (ns); ``host``: where servers listen; ``ports``: node ->
-    (qnpu port, classical port) (0/absent: any free port)."""
+    (qnpu port, classical port) (0/absent: any free port).
+
+    ``time_mode``: ``modelled`` (default: the classical side's latencies are drawn from
+    ``latency``, default the shipped :func:`~qnodeos_hw.timebase.load_latency_model`
+    seeded with ``seed``; node clocks advance under the network's shared clock; no wall
+    time enters; same seed, same bytes) or ``host`` (real host latencies are charged to
+    the qubits: the QNPUs run free with ``idle_wall_scale``, 1 if left at 0)."""
 
     bin_ns: int = 10_000_000
     host: str = "127.0.0.1"
@@ -105,6 +135,12 @@ class NetworkSettings:
     #: empty: every bin serves every link
     links: tuple[frozenset, ...] = ()
     attempts_per_bin: int = 1000
+    time_mode: str = "modelled"
+    latency: LatencyModel | None = None
+
+    def __post_init__(self) -> None:
+        if self.time_mode not in TIME_MODES:
+            raise ValueError(f"time mode must be one of {TIME_MODES}, got {self.time_mode!r}")
 
 
 class SimulatedNetwork:
@@ -112,37 +148,74 @@ class SimulatedNetwork:
 
     def __init__(self, node_names: list[str], factory: QDriverFactory,
                  settings: NetworkSettings = NetworkSettings(), roles: dict[str, str] | None = None) -> None:
+        import secrets
         self.settings = settings
-        self.trace = Trace(instructions=settings.trace_instructions)
-        self.board = RequestBoard()
+        self.modelled = settings.time_mode == "modelled"
+        self.trace = Trace(instructions=settings.trace_instructions, ordered=self.modelled)
+        self.peers = LocalPeerBus()
+        self.token = secrets.token_hex(16)
         self.nodes: dict[str, Node] = {}
         flavour = getattr(factory, "flavour_name", "vanilla")
         ids = {name: i for i, name in enumerate(node_names)}
         rng = np.random.default_rng(settings.seed)
+        self.latency: LatencyModel | None = None
+        self.coordinator: TimeCoordinator | None = None
+        self.clock_server: ClockServer | None = None
+        self.clocks: CNPUClocks | None = None
+        time_info: dict = {"mode": settings.time_mode}
+        if self.modelled:
+            self.latency = (settings.latency if settings.latency is not None
+                            else load_latency_model(seed=settings.seed or 0))
+            self.coordinator = TimeCoordinator(self.latency.lookahead_ns())
+            self.clock_server = ClockServer(self.coordinator, settings.host, token=self.token)
+            self.clocks = CNPUClocks(self.latency, self.coordinator.report)
+            time_info.update(latency=self.latency.to_dict(), clock=list(self.clock_server.address))
+        if hasattr(factory, "set_bin_ns"):  # attempt windows pair by the network's bins
+            factory.set_bin_ns(settings.bin_ns)
+        wall_scale = settings.idle_wall_scale
+        if settings.time_mode == "host" and wall_scale == 0:
+            wall_scale = 1.0
         built = factory.make_nodes(list(node_names)) if hasattr(factory, "make_nodes") else {}
         self._built = built
         for name in node_names:
             if built:
                 clock, driver = built[name].clock, built[name].qdriver
+                progress = getattr(built[name], "progress", None)
             else:
                 clock = VirtualClock()
                 driver = factory(name, clock)
-            qnpu = QNPU(name, driver, ids, self.board,
-                        QNPUConfig(bin_ns=settings.bin_ns, links=settings.links,
-                                   attempts_per_bin=settings.attempts_per_bin,
-                                   idle_wall_scale=settings.idle_wall_scale),
-                        self.trace, np.random.default_rng(rng.integers(2**63)), clock=clock)
+                fp = getattr(factory, "progress", None)
+                progress = (lambda t, n=name, fp=fp: fp(n, t)) if fp is not None else None
+            cfg = QNPUConfig(bin_ns=settings.bin_ns, links=settings.links,
+                             attempts_per_bin=settings.attempts_per_bin,
+                             idle_wall_scale=0.0 if self.modelled else wall_scale,
+                             time_mode="modelled" if self.modelled else "free",
+                             latency=self.latency)
+            qnpu = QNPU(name, driver, ids, None, cfg, self.trace,
+                        np.random.default_rng(rng.integers(2**63)), clock=clock,
+                        peers=self.peers, coordinator=self.coordinator, progress=progress)
             qport, cport = settings.ports.get(name, (0, 0))
             server = QNPUServer(qnpu, settings.host, qport)
             if name in settings.external_cnpus:
                 hub, classical = None, (settings.host, cport or _free_port(settings.host))
             else:
-                hub = ClassicalHub(settings.host, cport)
+                hub = ClassicalHub(settings.host, cport, token=self.token, clocks=self.clocks)
                 classical = hub.address
             self.nodes[name] = Node(name, ids[name], clock, driver, qnpu, server, hub, classical)
         self.directory = NetworkDirectory(
             {n.name: NodeEntry(n.name, n.node_id, n.server.address, n.classical, flavour)
-             for n in self.nodes.values()}, dict(roles or {}))
+             for n in self.nodes.values()}, dict(roles or {}), time_info, self.token)
+
+    def expect_programs(self, roles: list[str]) -> None:
+        """Modelled time: the shared clock waits for these programs' first reports."""
+        if self.coordinator is not None:
+            for r in roles:
+                self.coordinator.expect(program_lp(r))
+
+    def program_gone(self, role: str) -> None:
+        """A program's CNPU went away (its process exited): it counts no more."""
+        if self.coordinator is not None:
+            self.coordinator.gone(program_lp(role))
 
     def start(self) -> "SimulatedNetwork":
         for n in self.nodes.values():
@@ -156,6 +229,8 @@ class SimulatedNetwork:
             if n.hub is not None:
                 n.hub.close()
             n.qnpu.stop()
+        if self.clock_server is not None:
+            self.clock_server.close()
         for b in self._built.values():
             b.close()
 
@@ -167,7 +242,8 @@ class SimulatedNetwork:
 
     def external_module(self, timeout_s: float = 120.0):
         return make_external_module(self.directory, {n.name: n.hub for n in self.nodes.values()
-                                                     if n.hub is not None}, timeout_s, self.trace)
+                                                     if n.hub is not None}, timeout_s, self.trace,
+                                    self.clocks)
 
     def errors(self) -> list[str]:
         return [f"{n.name}: {e}" for n in self.nodes.values() for e in n.qnpu.errors]
@@ -250,6 +326,7 @@ def run_mains_in_processes(mains: dict[str, str], factory: QDriverFactory | None
     node_names = sorted(set(node_of.values()))
     settings = replace(settings, external_cnpus=frozenset(node_names))
     net = SimulatedNetwork(node_names, factory, settings, roles=roles)
+    net.expect_programs(list(mains))
     outcomes: dict[str, ProgramOutcome] = {r: ProgramOutcome(r) for r in mains}
     with tempfile.TemporaryDirectory(prefix="qnodeos-hw-cnpu-") as tmp, net:
         dfile = os.path.join(tmp, "directory.json")
@@ -268,9 +345,17 @@ def run_mains_in_processes(mains: dict[str, str], factory: QDriverFactory | None
                    "--trace", tfile, "--nice", str(cnpu_nice)]
             procs[node] = (subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                             text=True), tfile, list(progs))
+        waiters = {}
+        for node, (proc, _, node_roles) in procs.items():
+            def wait(proc=proc, node_roles=node_roles):
+                res = proc.communicate(timeout=timeout_s)
+                for r in node_roles:  # whatever the process left undone counts no more
+                    net.program_gone(r)
+                return res
+            waiters[node] = _Waiter(wait)
         for node, (proc, tfile, node_roles) in procs.items():
             try:
-                out, err = proc.communicate(timeout=timeout_s)
+                out, err = waiters[node].result(timeout_s + 5)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 out, err = proc.communicate()
@@ -293,6 +378,32 @@ def run_mains_in_processes(mains: dict[str, str], factory: QDriverFactory | None
     return RunResult(outcomes, net.trace, net)
 
 
+class _Waiter:
+    """Runs ``fn`` in a thread (a CNPU process' lifetime); :meth:`result` joins it."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        import threading
+        self._out: Any = None
+        self._exc: BaseException | None = None
+
+        def target() -> None:
+            try:
+                self._out = fn()
+            except BaseException as exc:  # re-raised in result()
+                self._exc = exc
+        self._t = threading.Thread(target=target, daemon=True)
+        self._t.start()
+
+    def result(self, timeout: float) -> Any:
+        self._t.join(timeout)
+        if self._exc is not None:
+            raise self._exc
+        if self._t.is_alive():
+            import subprocess
+            raise subprocess.TimeoutExpired("cnpu", timeout)
+        return self._out
+
+
 def _run(load: Callable[[], AppDir], roles_list: list[str], roles_cfg: dict[str, str],
          factory: QDriverFactory | None, settings: NetworkSettings | None,
          inputs: dict[str, dict] | None, timeout_s: float) -> RunResult:
@@ -303,13 +414,22 @@ def _run(load: Callable[[], AppDir], roles_list: list[str], roles_cfg: dict[str,
     factory = factory or IdealNetworkFactory(seed=settings.seed)
     node_names = sorted({roles_cfg.get(r, r) for r in roles_list})
     net = SimulatedNetwork(node_names, factory, settings, roles=roles_cfg)
+    net.expect_programs(list(roles_list))
     # netqasm's default simulator setting (NetSquid) makes apps import netsquid; we are
     # neither, so present ourselves as netqasm's "debug" runtime while the apps run.
     old_sim = os.environ.get(SIMULATOR_ENV)
     os.environ[SIMULATOR_ENV] = Simulator.DEBUG.value
     try:
         with net, external_names(net.external_module(timeout_s)):
-            outcomes = run_programs(load(), inputs, timeout_s)
+            try:
+                app = load()
+            except BaseException:
+                for r in roles_list:
+                    net.program_gone(r)
+                raise
+            for r in set(roles_list) - set(app.programs):
+                net.program_gone(r)
+            outcomes = run_programs(app, inputs, timeout_s, clocks=net.clocks)
     finally:
         if old_sim is None:
             os.environ.pop(SIMULATOR_ENV, None)

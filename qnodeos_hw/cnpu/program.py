@@ -92,21 +92,29 @@ def main(argv: list[str] | None = None) -> int:
     if args.trace:
         from ..qnpu.trace import Trace
         trace = Trace()
-    hub = ClassicalHub(*node.classical)
+    clocks, clock_client = None, None
+    if directory.modelled:  # modelled time: this CNPU's programs report to the shared clock
+        from ..timebase import ClockClient, LatencyModel
+        from .timing import CNPUClocks
+        clock_client = ClockClient(tuple(directory.time["clock"]), directory.token)
+        clocks = CNPUClocks(LatencyModel.from_dict(directory.time["latency"]), clock_client.send)
+    hub = ClassicalHub(*node.classical, token=directory.token, clocks=clocks)
     try:
         from netqasm.runtime.settings import SIMULATOR_ENV, Simulator
         os.environ[SIMULATOR_ENV] = Simulator.DEBUG.value
         with external_names(make_external_module(directory, {node.name: hub}, args.timeout,
-                                                 trace)):
+                                                 trace, clocks)):
             app, inputs = _load(args)
             import gc
             gc.freeze()
             sys.setswitchinterval(0.0005)
             if args.nice:
                 os.nice(args.nice)
-            outs = run_programs(app, inputs, args.timeout)
+            outs = run_programs(app, inputs, args.timeout, clocks=clocks)
     finally:
         hub.close()
+        if clock_client is not None:
+            clock_client.close()
         if trace is not None:
             trace.save(args.trace)
     failed = [o for o in outs.values() if o.error]

@@ -21,20 +21,24 @@ from netqasm.sdk.config import LogConfig
 from .connection import QNPUConnection
 from .directory import NetworkDirectory
 from .socket import ClassicalHub, ClassicalSocket, broadcast_channel_class
+from .timing import CNPUClocks
 
 EXTERNAL = "netqasm.sdk.external"
 
 
 def make_external_module(directory: NetworkDirectory, hubs: dict[str, ClassicalHub],
-                         timeout_s: float = 120.0, trace: Any = None) -> types.ModuleType:
+                         timeout_s: float = 120.0, trace: Any = None,
+                         clocks: CNPUClocks | None = None) -> types.ModuleType:
     """A stand-in for ``netqasm.sdk.external`` bound to this network (``trace``: where
-    connections record their CNPU-side events, optional)."""
+    connections record their CNPU-side events, optional; ``clocks``: the programs'
+    virtual clocks in modelled time)."""
 
     class NetQASMConnection(QNPUConnection):
         def __init__(self, app_name: str, *args: Any, **kwargs: Any) -> None:
             kwargs.setdefault("directory", directory)
             kwargs.setdefault("timeout_s", timeout_s)
             kwargs.setdefault("trace", trace)
+            kwargs.setdefault("clocks", clocks)
             super().__init__(app_name, *args, **kwargs)
 
     class Socket(ClassicalSocket):
@@ -137,9 +141,11 @@ class ProgramOutcome:
 
 
 def run_programs(app: AppDir, inputs: dict[str, dict] | None = None,
-                 timeout_s: float = 300.0, log_dir: str | None = None) -> dict[str, ProgramOutcome]:
+                 timeout_s: float = 300.0, log_dir: str | None = None,
+                 clocks: CNPUClocks | None = None) -> dict[str, ProgramOutcome]:
     """Run every program's ``main(app_config=..., **inputs)`` in its own thread; the apps'
-    own log files go to ``log_dir`` (default: a new temporary directory)."""
+    own log files go to ``log_dir`` (default: a new temporary directory). ``clocks``
+    (modelled time): each program's clock is told when it ends."""
     out = {role: ProgramOutcome(role) for role in app.programs}
     log_dir = log_dir or tempfile.mkdtemp(prefix="qnodeos-hw-applog-")
     threads = []
@@ -157,6 +163,9 @@ def run_programs(app: AppDir, inputs: dict[str, dict] | None = None,
                 out[role].result = main(app_config=cfg, **kwargs)
             except BaseException as exc:  # reported per program
                 out[role].error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
+            finally:
+                if clocks is not None:
+                    clocks.finish(role)
 
         t = threading.Thread(target=target, name=f"cnpu-program-{role}", daemon=True)
         threads.append((role, t))

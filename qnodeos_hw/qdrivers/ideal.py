@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import threading
+import zlib
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable
 
@@ -29,6 +30,7 @@ from netqasm.lang.instr.flavour import Flavour, VanillaFlavour
 from ..qdevice.clock import Clock, VirtualClock
 from ..qdevice.instructions import ENT_FAILURE, EntangleMode, Response, ResponseKind
 from ..qdevice.spec import QDeviceSpec, nv_spec
+from ..qdevice.windows import LONE, PartnerMissingError, WindowRendezvous
 from .base import QDriver, QDriverError, UnsupportedNetQASMError
 
 Key = Hashable
@@ -165,19 +167,22 @@ class NetworkQuantumState:
             pos = [g.keys.index(k) for k in keys]
             g.rho = _apply(g.rho, len(g.keys), u, pos)
 
-    def measure(self, key: Key) -> int:
-        """Z-basis projective measurement; the qubit is left in the |outcome> state."""
+    def measure(self, key: Key, rng: np.random.Generator | None = None) -> int:
+        """Z-basis projective measurement; the qubit is left in the |outcome> state.
+        ``rng`` (default: the shared one) draws the outcome: a node's own stream keeps
+        outcomes independent of how the nodes' threads interleave."""
+        rng = rng if rng is not None else self.rng
         with self.lock:
             g = self._get(key)
             n = len(g.keys)
             if n == 1:
-                m = int(self.rng.random() < g.rho[1, 1].real)
+                m = int(rng.random() < g.rho[1, 1].real)
                 g.rho = _P1 if m else _P0
                 return m
             p = g.keys.index(key)
             diag = np.real(np.diagonal(g.rho)).reshape([2] * n)
             p1 = float(np.clip(diag.take(1, axis=p).sum(), 0.0, 1.0))
-            m = int(self.rng.random() < p1)
+            m = int(rng.random() < p1)
             if n > 1:
                 t = g.rho.reshape([2] * (2 * n))
                 idx: list[Any] = [slice(None)] * (2 * n)
@@ -249,12 +254,16 @@ class IdealLink:
     other as peer); the attempt succeeds with ``p_success`` and leaves the two
     qubits in a Werner state of ``fidelity`` around Bell state ``bell_index``
     (random per success when ``random_bell``). Both clocks are aligned to the later
-    one plus one attempt. ``timeout_s`` bounds the real-time wait for the peer.
+    one plus the attempts used. ``timeout_s`` bounds the real-time wait for the peer.
+    With ``bin_ns`` the windows of two nodes pair by TDMA time bin
+    (:class:`~qnodeos_hw.qdevice.windows.WindowRendezvous`; a window whose peer
+    attempts nothing in its bin fails), else by order of arrival.
     """
 
     def __init__(self, state: NetworkQuantumState | None = None, fidelity: float = 1.0,
                  p_success: float = 1.0, random_bell: bool = False,
-                 timeout_s: float = 30.0) -> None:
+                 timeout_s: float = 30.0, bin_ns: int | None = None,
+                 seed: int | None = None) -> None:
         if not 0 < p_success <= 1:
             raise ValueError(f"p_success must be in (0, 1], got {p_success}")
         werner_state(fidelity)  # validates
@@ -265,6 +274,9 @@ class IdealLink:
         self._drivers: dict[str, IdealQDriver] = {}
         self._waiting: dict[tuple[str, str], tuple[int, int, EntangleMode]] = {}
         self._results: dict[tuple[str, str], tuple[Response, int]] = {}
+        self.bin_ns = bin_ns
+        self.seed = seed
+        self._rv: dict[frozenset, tuple[WindowRendezvous, np.random.Generator]] = {}
 
     def attach(self, driver: "IdealQDriver") -> None:
         self._drivers[driver.node] = driver
@@ -278,6 +290,8 @@ class IdealLink:
             raise ValueError(f"attempt budget must be >= 1, got {attempts}")
         if peer not in self._drivers:
             raise LinkError(f"node '{node}' asked to entangle with unknown peer '{peer}'")
+        if self.bin_ns is not None:
+            return self._herald_by_bin(node, qubit, mode, peer, now_ns, attempt_ns, attempts)
         with self._cv:
             other = self._waiting.pop((peer, node), None)
             if other is None:
@@ -310,6 +324,60 @@ class IdealLink:
             return Response(ResponseKind.ENT_SUCCESS, out_me, bell), t
 
 
+    def progress(self, node: str, t_ns: int) -> None:
+        """``node``'s clock reached ``t_ns``: its partners stop waiting for its windows
+        of bins that ended by then (:meth:`WindowRendezvous.passed`)."""
+        with self._cv:
+            rvs = [rv for key, (rv, _) in self._rv.items() if node in key]
+        for rv in rvs:
+            rv.passed(node, t_ns)
+
+    def _herald_by_bin(self, node: str, qubit: int, mode: EntangleMode, peer: str,
+                       now_ns: int, attempt_ns: int, attempts: int) -> tuple[Response, int]:
+        with self._cv:
+            key = frozenset((node, peer))
+            if key not in self._rv:
+                # one random stream per link (seeded by its nodes' names), so links
+                # resolving on different threads do not reorder each other's draws
+                rng = (np.random.default_rng([int(self.seed) % 2**63,
+                                              zlib.crc32("|".join(sorted(key)).encode())])
+                       if self.seed is not None else self.state.rng)
+                self._rv[key] = (WindowRendezvous(self.bin_ns, self.timeout_s), rng)
+            rv, rng = self._rv[key]
+
+        bin_end = (now_ns // self.bin_ns + 1) * self.bin_ns
+
+        def resolve(arr: dict) -> dict:
+            start = max(a[1] for a in arr.values())
+            # a window never runs past its bin: the next bin may belong to another link
+            budget = min(min(a[3] for a in arr.values()), max(0, (bin_end - start) // attempt_ns))
+            if budget == 0:
+                return {n: (ENT_FAILURE, start) for n in arr}
+            first = 1 if self.p_success >= 1 else int(rng.geometric(self.p_success))
+            used = min(first, budget)
+            t = start + used * attempt_ns
+            if first > budget:
+                return {n: (ENT_FAILURE, t) for n in arr}
+            bell = int(rng.integers(4)) if self.random_bell else 0
+            a, b = sorted((n, q) for n, (q, _, _, _) in arr.items())
+            self.state.set_pair(a, b, werner_state(self.fidelity, bell))
+            out = {}
+            for n in sorted(arr):
+                q, _, m, _ = arr[n]
+                o = self.state.measure((n, q)) if m is EntangleMode.MEASURE else None
+                out[n] = (Response(ResponseKind.ENT_SUCCESS, o, bell), t)
+            return out
+
+        try:
+            res = rv.meet(node, peer, now_ns, (qubit, now_ns, mode, attempts), resolve)
+        except PartnerMissingError as exc:
+            raise LinkError(str(exc)) from None
+        if res is LONE:
+            self.state.reset((node, qubit))
+            return ENT_FAILURE, now_ns + min(attempts, max(0, (bin_end - now_ns) // attempt_ns)) * attempt_ns
+        return res
+
+
 class IdealQDriver(QDriver):
     """Exact simulation of ``num_qubits`` perfect qubits of node ``node``.
 
@@ -335,6 +403,8 @@ class IdealQDriver(QDriver):
             link.attach(self)
         else:
             self.state = NetworkQuantumState(rng)
+        #: this node's measurement outcomes (None: the shared stream of ``state``)
+        self.rng = rng
         self._cache: dict[tuple, np.ndarray] = {}
         self._handlers: dict[str, Callable[[Any, tuple], int | None]] = {
             "init": self._init, "meas": self._meas, "meas_basis": self._meas_basis,
@@ -395,7 +465,7 @@ class IdealQDriver(QDriver):
         self._tick(self.durations.init_ns)
 
     def _meas(self, instr: Any, qubits: tuple) -> int:
-        m = self.state.measure((self.node, qubits[0]))
+        m = self.state.measure((self.node, qubits[0]), self.rng)
         self._tick(self.durations.measure_ns)
         return m
 
@@ -451,7 +521,7 @@ class IdealQDriver(QDriver):
         """Measures every qubit; returns the outcomes as bits of an int (qubit i -> bit i)."""
         word = 0
         for i, q in enumerate(qubits):
-            word |= self.state.measure((self.node, q)) << i
+            word |= self.state.measure((self.node, q), self.rng) << i
         self._tick(self.durations.measure_ns)
         return word
 

@@ -14,14 +14,31 @@ Host messages are netqasm's own (``netqasm.backend.messages``); replies are
 * QNPU -> host ``0xE2`` + JSON ``{"msg_id", "error", "message"}`` just before an
   ``ErrorMessage``: the named error that failed the subroutine.
 
-Time: the QDriver advances the node clock while it works; when nothing is ready
-and the network process has work, the clock jumps to the next time-bin start.
+* host -> QNPU ``0xE4`` + JSON ``{"lp"}`` (first frame, modelled time only): the
+  program's logical-process name; every later frame in both directions is an 8-byte
+  big-endian virtual arrival time (ns) followed by the message. ``0xE5`` (timed, no
+  answer): the program closes its connection (processed at its arrival time).
+
+Time (``QNPUConfig.time_mode``):
+
+* ``free`` (bare QNPUs, tests): the QDriver advances the node clock while it works;
+  when nothing is ready and the network process has work, the clock jumps to the next
+  attempt window (or, with ``idle_wall_scale > 0``, waits for it in scaled wall time:
+  the network's ``host`` mode).
+* ``modelled``: every message carries its virtual arrival time; the QNPU processes its
+  events (message arrivals, the scheduler, attempt windows) in virtual-time order and
+  only below the bound the network's shared clock grants
+  (:class:`qnodeos_hw.timebase.TimeCoordinator`); replies and peer messages get delays
+  and the QNPU's own processing a cost from the latency model. No wall-clock reading
+  enters virtual time.
 """
 
 from __future__ import annotations
 
+import heapq
 import json
 import queue
+import struct
 import sys
 import threading
 import time
@@ -40,6 +57,7 @@ from .compiler import WAIT, SubroutineCache
 from .errors import (ExecutionError, MalformedSubroutineError, ProtocolError, QNPUError,
                      QubitAllocationError, UnsupportedSubroutineError)
 from .netstack import NetworkStack, RequestBoard, TDMASchedule
+from .peers import LocalPeerBus
 from .process import NETWORK_PRIORITY, USER_PRIORITY, Process, ProcessState, Scheduler
 from .qmmu import NETWORK_PID, QMMU
 from .trace import Trace
@@ -48,6 +66,10 @@ EXT_STATE_REQ = 0xE0
 EXT_STATE_REP = 0xE1
 EXT_ERROR = 0xE2
 EXT_APP_NAME = 0xE3
+EXT_HELLO = 0xE4
+EXT_BYE = 0xE5
+TIME_MODES = ("free", "modelled")
+_TS = struct.Struct(">Q")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,18 +90,32 @@ class QNPUConfig:
     comm_qubits: tuple[int, ...] | None = None
     idle_wall_scale: float = 0.0
     attempts_per_bin: int = 1000
+    #: 'free' or 'modelled' (module docstring); modelled needs ``latency`` and a clock
+    time_mode: str = "free"
+    #: the latency model (:class:`qnodeos_hw.timebase.LatencyModel`) of modelled time
+    latency: Any = None
+    #: free mode: how far ahead (ns) a peer message's arrival time is put (the peer
+    #: handles it at once; this margin lets both ends reach the agreed time bin)
+    peer_margin_ns: int = 1_000_000
 
     def __post_init__(self) -> None:
         if self.idle_wall_scale < 0:
             raise ValueError(f"idle_wall_scale must be >= 0, got {self.idle_wall_scale}")
+        if self.time_mode not in TIME_MODES:
+            raise ValueError(f"time_mode must be one of {TIME_MODES}, got {self.time_mode!r}")
+        if self.time_mode == "modelled" and self.latency is None:
+            raise ValueError("time_mode 'modelled' needs a latency model")
 
 
 class _Conn:
-    __slots__ = ("cid", "send", "close", "n_msgs", "pids")
+    __slots__ = ("cid", "send", "close", "n_msgs", "pids", "lp", "bye", "n_out")
 
     def __init__(self, cid: int, send: Callable[[bytes], None],
                  close: Callable[[], None] | None) -> None:
         self.cid, self.send, self.close, self.n_msgs, self.pids = cid, send, close, 0, []
+        self.lp: str | None = None  # modelled time: the program's logical process
+        self.bye = False
+        self.n_out = 0
 
 
 class _RunContext:
@@ -166,20 +202,31 @@ class QNPU:
     def __init__(self, name: str, driver: Any, node_ids: dict[str, int],
                  board: RequestBoard | None = None, config: QNPUConfig = QNPUConfig(),
                  trace: Trace | None = None, rng: np.random.Generator | None = None,
-                 clock: Any = None) -> None:
+                 clock: Any = None, peers: LocalPeerBus | None = None,
+                 coordinator: Any = None, progress: Callable[[int], None] | None = None) -> None:
         self.name, self.driver, self.config = name, driver, config
         #: the node clock the QNPU advances to time-bin starts (default: ``driver.clock``)
         self.clock = clock if clock is not None else getattr(driver, "clock", None)
         self.node_ids = dict(node_ids)
         self.trace = trace if trace is not None else Trace()
-        self.board = board if board is not None else RequestBoard()
+        self.board = board if board is not None else RequestBoard(name)
+        self.board.node = name
+        self.modelled = config.time_mode == "modelled"
+        self.lp = f"qnpu:{name}"
+        self.peers = peers
+        self.coordinator = coordinator
+        #: tells the node's heralding station how far its clock is (optional)
+        self._progress = progress
+        if self.modelled and coordinator is None:
+            raise QNPUError(f"QNPU '{name}': modelled time needs the network's shared clock")
         self.qmmu = QMMU(driver.spec.num_qubits, config.comm_qubits)
         self.cache = SubroutineCache(driver.flavour)
         self.scheduler = Scheduler()
         self.schedule = TDMASchedule(config.bin_ns, config.links, config.attempts_per_bin)
         self.net = NetworkStack(name, driver, self.qmmu, self.board, self.node_ids,
                                 self.schedule, self._record,
-                                rng if rng is not None else np.random.default_rng())
+                                rng if rng is not None else np.random.default_rng(),
+                                send=self._send_peer)
         self.netproc = Process(NETWORK_PID, None, NETWORK_PRIORITY)
         self.procs: dict[int, Process] = {}
         self._by_app: dict[int, Process] = {}
@@ -188,12 +235,26 @@ class QNPU:
         self._next_pid = 1
         self._next_cid = 1
         self._cid_lock = threading.Lock()
-        self._last_bin = -1
         self._qubit_waiters: list[int] = []  # pids waiting in qalloc for a qubit
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
         self.errors: list[str] = []
-        self.board.subscribe(name, lambda: self._inbox.put(("board",)))
+        # modelled time: events by (arrival ns, source, per-source count), grants, counts
+        self._events: list[tuple] = []
+        self._until = 0
+        self._round = -1
+        self._sent: dict[str, int] = {}
+        self._recv: dict[str, int] = {}
+        self._draws: dict[str, int] = {}
+        self._last_ts: dict[str, int] = {}
+        self._last_report: tuple | None = None
+        self._report_seq = 0
+        self._n_sub = 0
+        self._rec_seq = 0
+        if peers is not None:
+            peers.register(name, lambda src, msg: self._inbox.put(("peer", src, msg)))
+        if coordinator is not None:
+            coordinator.attach(self.lp, lambda r, until: self._inbox.put(("grant", r, until)))
 
     # -- outside API (thread-safe) ------------------------------------------------------
     def connect(self, send: Callable[[bytes], None], close: Callable[[], None] | None = None) -> int:
@@ -227,28 +288,10 @@ class QNPU:
     # -- main loop ---------------------------------------------------------------------
     def run_forever(self) -> None:
         try:
-            while not self._stopped.is_set():
-                self._drain(block=False)
-                if self._stopped.is_set():
-                    break
-                now = self.driver.now_ns()
-                b = self.schedule.bin_of(now)
-                if b > self._last_bin and self.netproc.state is ProcessState.IDLE and self.net.has_demand():
-                    self._set_state(self.netproc, ProcessState.READY)
-                    self.scheduler.make_ready(self.netproc)
-                proc = self.scheduler.pop()
-                if proc is not None:
-                    self._run(proc)
-                    continue
-                if self.net.has_demand():
-                    nxt = (b + 1) * self.schedule.bin_ns if b <= self._last_bin else now
-                    if nxt > now:
-                        if self.config.idle_wall_scale > 0 and self._may_get_work():
-                            self._drain_until(nxt)  # a program may send work before the bin
-                        else:
-                            self._advance_to(nxt)
-                    continue
-                self._drain(block=True)
+            if self.modelled:
+                self._run_modelled()
+            else:
+                self._run_free()
         except Exception as exc:  # reported, never silent; programs are cut off at once
             self.errors.append(f"{type(exc).__name__}: {exc}")
             self._record("qnpu_crashed", None, error=f"{type(exc).__name__}: {exc}")
@@ -256,6 +299,189 @@ class QNPU:
                 if conn.close is not None:
                     conn.close()
             traceback.print_exc(file=sys.stderr)
+
+    def _run_free(self) -> None:
+        while not self._stopped.is_set():
+            self._drain(block=False)
+            if self._stopped.is_set():
+                break
+            now = self.driver.now_ns()
+            att = self.net.next_attempt_ns()
+            if att is not None and att <= now and self.netproc.state is ProcessState.IDLE:
+                self._set_state(self.netproc, ProcessState.READY)
+                self.scheduler.make_ready(self.netproc)
+            proc = self.scheduler.pop()
+            if proc is not None:
+                self._run(proc)
+                continue
+            if att is not None:
+                if att > now:
+                    if self.config.idle_wall_scale > 0 and self._may_get_work():
+                        self._drain_until(att)  # a program may send work before the bin
+                    else:
+                        self._advance_to(att)
+                continue
+            if self._progress is not None:
+                self._progress(self.driver.now_ns())
+            self._drain(block=True)
+
+    # -- modelled time -------------------------------------------------------------------
+    def _run_modelled(self) -> None:
+        while not self._stopped.is_set():
+            self._ingest(block=False)
+            if self._stopped.is_set():
+                break
+            if self._step():
+                continue
+            self._report()
+            self._ingest(block=True)
+
+    def _next_event_ns(self) -> int | None:
+        cands = []
+        if self._events:
+            cands.append(self._events[0][0])
+        if len(self.scheduler):
+            cands.append(self.driver.now_ns())
+        if self.netproc.state is ProcessState.IDLE:
+            att = self.net.next_attempt_ns()
+            if att is not None:
+                cands.append(att)
+        return min(cands) if cands else None
+
+    def _step(self) -> bool:
+        """Process the next event if the shared clock allows it (time below the grant)."""
+        until = self._until
+        e = self._next_event_ns()
+        if e is None or e >= until:
+            return False
+        now = self.driver.now_ns()
+        if e > now:
+            self._advance_to(e)
+            now = e
+        ev = self._events
+        while ev and ev[0][0] <= now and ev[0][0] < until:
+            item = heapq.heappop(ev)
+            self._handle_timed(item)
+        if self.netproc.state is ProcessState.IDLE:
+            att = self.net.next_attempt_ns()
+            if att is not None and att <= now and att < until:
+                self._set_state(self.netproc, ProcessState.READY)
+                self.scheduler.make_ready(self.netproc)
+        if now >= until and self.netproc.state is not ProcessState.READY:
+            return True  # only messages due before the grant could be handled
+        proc = self.scheduler.pop()
+        if proc is not None:
+            self._run(proc)
+        return True
+
+    def _report(self) -> None:
+        if self._progress is not None:
+            self._progress(self.driver.now_ns())
+        state = (self._next_event_ns(), tuple(sorted(self._sent.items())),
+                 tuple(sorted(self._recv.items())), self._round)
+        if state == self._last_report:
+            return
+        self._last_report = state
+        self._report_seq += 1
+        self.coordinator.report({"type": "report", "lp": self.lp, "seq": self._report_seq,
+                                 "next_ns": state[0], "sent": dict(self._sent),
+                                 "recv": dict(self._recv), "round": self._round, "done": False})
+
+    def _ingest(self, block: bool) -> None:
+        """Move what arrived into the event queue (modelled time)."""
+        try:
+            item = self._inbox.get(block=block)
+        except queue.Empty:
+            return
+        while True:
+            kind = item[0]
+            if kind == "msg":
+                conn = self._conns.get(item[1])
+                raw = item[2]
+                if conn is None:
+                    pass
+                elif conn.lp is None:
+                    self._hello(conn, raw)
+                else:
+                    ts = _TS.unpack_from(raw)[0]
+                    n = self._recv[conn.lp] = self._recv.get(conn.lp, 0) + 1
+                    heapq.heappush(self._events, (ts, conn.lp, n, "msg", conn.cid, raw[8:]))
+            elif kind == "peer":
+                src, msg = item[1], item[2]
+                lp = f"qnpu:{src}"
+                n = self._recv[lp] = self._recv.get(lp, 0) + 1
+                heapq.heappush(self._events, (int(msg["ts"]), lp, n, "peer", src, msg))
+            elif kind == "grant":
+                if item[1] > self._round:
+                    self._round, self._until = item[1], item[2]
+            elif kind == "close":
+                conn = self._conns.get(item[1])
+                if conn is not None and not conn.bye:
+                    # gone without saying goodbye (killed): its channel no longer counts
+                    if conn.lp is not None:
+                        self.coordinator.gone(conn.lp)
+                    self._handle(item)
+                elif conn is not None:
+                    self._conns.pop(item[1], None)
+            else:
+                self._handle(item)
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+
+    def _hello(self, conn: _Conn, raw: bytes) -> None:
+        try:
+            if not raw or raw[0] != EXT_HELLO:
+                raise ProtocolError("this QNPU runs in modelled time: a connection must open "
+                                    "with a 0xE4 hello naming its logical process")
+            conn.lp = str(json.loads(raw[1:])["lp"])
+        except (ValueError, KeyError, TypeError, ProtocolError) as exc:
+            self._record("error", None, error="ProtocolError", message=str(exc))
+            if conn.close is not None:
+                conn.close()
+
+    def _handle_timed(self, item: tuple) -> None:
+        if item[3] == "msg":
+            raw = item[5]
+            conn = self._conns.get(item[4])
+            if raw and raw[0] == EXT_BYE:
+                if conn is not None:
+                    conn.bye = True
+                    for pid in list(conn.pids):
+                        self._remove_process(pid, reason="disconnected")
+                return
+            self._on_message(item[4], raw)
+        else:
+            self._wake(self.net.on_peer(item[4], item[5]))
+            self._wake_qubit_waiters()
+
+    def _draw(self, segment: str, stream: str) -> int:
+        key = f"{segment}|{stream}"
+        i = self._draws.get(key, 0)
+        self._draws[key] = i + 1
+        return self.config.latency.draw(segment, stream, i)
+
+    def _fifo(self, lp: str, ts: int) -> int:
+        """A channel is FIFO (TCP): a message never arrives before an earlier one."""
+        ts = max(ts, self._last_ts.get(lp, 0))
+        self._last_ts[lp] = ts
+        return ts
+
+    def _send_peer(self, peer: str, msg: dict) -> int:
+        """Stamp, count and send a peer-protocol message; returns its arrival time."""
+        if self.peers is None:
+            raise QNPUError(f"QNPU '{self.name}' has no peer link (entanglement with '{peer}')")
+        now = self.driver.now_ns()
+        if self.modelled:
+            lp = f"qnpu:{peer}"
+            ts = self._fifo(lp, now + self._draw("qnpu_to_qnpu", f"{self.name}>{peer}"))
+            self._sent[lp] = self._sent.get(lp, 0) + 1
+        else:
+            ts = now + self.config.peer_margin_ns
+        msg["ts"] = ts
+        self.peers.send(self.name, peer, msg)
+        return ts
 
     def _advance_to(self, t: int) -> None:
         if self.clock is None:
@@ -314,21 +540,31 @@ class QNPU:
             self._on_message(item[1], item[2])
         elif kind == "open":
             self._conns[item[1]] = _Conn(item[1], item[2], item[3])
-            self._record("connection_opened", None, conn=item[1])
+            if not self.modelled:  # (connection ids and times are the host's, not modelled)
+                self._record("connection_opened", None, conn=item[1])
         elif kind == "close":
             conn = self._conns.pop(item[1], None)
             if conn is not None:
                 for pid in list(conn.pids):
                     self._remove_process(pid, reason="disconnected")
-            self._record("connection_closed", None, conn=item[1])
+            if not self.modelled:
+                self._record("connection_closed", None, conn=item[1])
         elif kind == "stop":
             self._stopped.set()
-        # "board": nothing to do, the loop re-checks the network demand
+        elif kind == "peer":  # free mode: peer messages are handled on arrival
+            self._wake(self.net.on_peer(item[1], item[2]))
+            self._wake_qubit_waiters()
 
     # -- host messages -----------------------------------------------------------------
     def _reply(self, conn: _Conn, msg: Any) -> None:
+        data = bytes(msg)
+        if conn.lp is not None:  # modelled time: stamp the arrival time, count it
+            ts = self._fifo(conn.lp, self.driver.now_ns()
+                            + self._draw("qnpu_to_cnpu", f"{self.name}>{conn.lp}"))
+            self._sent[conn.lp] = self._sent.get(conn.lp, 0) + 1
+            data = _TS.pack(ts) + data
         try:
-            conn.send(bytes(msg))
+            conn.send(data)
         except OSError:
             pass  # the program went away; the close event cleans up
 
@@ -400,10 +636,11 @@ class QNPU:
                 remote = {v: k for k, v in self.node_ids.items()}.get(msg.remote_node_id)
                 if remote is None:
                     raise ProtocolError(f"open EPR socket to unknown node id {msg.remote_node_id}")
-                self.board.open_socket(self.name, msg.epr_socket_id, remote, msg.remote_epr_socket_id)
+                woken = self.net.open_socket(msg.epr_socket_id, remote, msg.remote_epr_socket_id)
             except QNPUError as exc:
                 self._error(conn, msg_id, exc)
                 return
+            self._wake(woken)
             proc.epr_sockets[(msg.epr_socket_id, remote)] = msg.remote_epr_socket_id
             self._record("epr_socket_opened", proc.pid, socket=msg.epr_socket_id, remote=remote,
                          remote_socket=msg.remote_epr_socket_id)
@@ -448,7 +685,9 @@ class QNPU:
 
     # -- processes --------------------------------------------------------------------------
     def _record(self, kind: str, pid: int | None, **data: Any) -> None:
-        self.trace.record(self.driver.now_ns(), self.name, kind, pid, **data)
+        self._rec_seq += 1
+        self.trace.record_event(self.driver.now_ns(), self.name, kind, pid, data,
+                                source="qnpu", seq=self._rec_seq)
 
     def _set_state(self, proc: Process, state: ProcessState) -> None:
         proc.state = state
@@ -510,9 +749,8 @@ class QNPU:
     def _run(self, proc: Process) -> None:
         self._set_state(proc, ProcessState.RUNNING)
         if proc is self.netproc:
-            self._last_bin = self.schedule.bin_of(self.driver.now_ns())
             try:
-                woken = self.net.run()
+                woken = self.net.run(self._until if self.modelled else None)
             except Exception as exc:  # a link or device fault must not stop the node
                 woken = []
                 msg = f"{type(exc).__name__}: {exc}"
@@ -533,6 +771,10 @@ class QNPU:
                 return
             proc.current_sub = compiled
             proc.returns = []
+            if self.modelled:  # the QNPU's own processing of the subroutine's instructions
+                self._n_sub += 1
+                dt = len(compiled.instructions) * self._draw("qnpu_instruction", self.name)
+                self._advance_to(self.driver.now_ns() + dt)
             proc.current = compiled.run(proc.ctx)  # type: ignore[attr-defined]
         try:
             out = next(proc.current)

@@ -17,8 +17,10 @@ class TraceEvent:
     ``time.monotonic_ns``: one clock for every process of the host, so CNPUs running as
     their own processes can be merged in; for latency breakdowns of CNPU <-> QNPU round
     trips).
-    CNPU-side events ('cnpu_message_sent', 'cnpu_done_received') have ``t_ns = -1``:
-    the CNPU has no virtual clock."""
+    CNPU-side events ('cnpu_message_sent', 'cnpu_done_received') have ``t_ns = -1`` in
+    host time (the CNPU has no virtual clock there) and the program's virtual time in
+    modelled time. ``source`` ('qnpu', 'cnpu:<role>') and ``seq`` (that source's own
+    count) order events of equal time reproducibly."""
 
     t_ns: int
     node: str
@@ -26,6 +28,8 @@ class TraceEvent:
     pid: int | None = None
     data: dict[str, Any] = field(default_factory=dict)
     wall_ns: int = 0
+    source: str = ""
+    seq: int = 0
 
 
 class Trace:
@@ -35,23 +39,34 @@ class Trace:
     executor records every quantum instruction sent/answered (costly in hot loops).
     """
 
-    def __init__(self, kinds: Iterable[str] | None = None, instructions: bool = True) -> None:
+    def __init__(self, kinds: Iterable[str] | None = None, instructions: bool = True,
+                 ordered: bool = False) -> None:
         self._events: list[TraceEvent] = []
         self._lock = threading.Lock()
         self.kinds = None if kinds is None else frozenset(kinds)
         self.instructions = instructions
+        #: modelled time: :attr:`events` come in (t_ns, node, source, seq) order, the
+        #: same on every run (recording order follows the host's threads)
+        self.ordered = ordered
 
     def record(self, t_ns: int, node: str, kind: str, pid: int | None = None, **data: Any) -> None:
+        self.record_event(t_ns, node, kind, pid, data)
+
+    def record_event(self, t_ns: int, node: str, kind: str, pid: int | None, data: dict,
+                     source: str = "", seq: int = 0) -> None:
         if self.kinds is not None and kind not in self.kinds:
             return
-        ev = TraceEvent(int(t_ns), node, kind, pid, data, time.monotonic_ns())
+        ev = TraceEvent(int(t_ns), node, kind, pid, data, time.monotonic_ns(), source, seq)
         with self._lock:
             self._events.append(ev)
 
     @property
     def events(self) -> list[TraceEvent]:
         with self._lock:
-            return list(self._events)
+            evs = list(self._events)
+        if self.ordered:
+            evs.sort(key=lambda e: (e.t_ns, e.node, e.source, e.seq))
+        return evs
 
     def of_kind(self, kind: str) -> list[TraceEvent]:
         return [e for e in self.events if e.kind == kind]
@@ -82,5 +97,6 @@ def load_jsonl(path: str) -> list[TraceEvent]:
             if line.strip():
                 d = json.loads(line)
                 out.append(TraceEvent(d["t_ns"], d["node"], d["kind"], d.get("pid"),
-                                      d.get("data") or {}, d.get("wall_ns", 0)))
+                                      d.get("data") or {}, d.get("wall_ns", 0),
+                                      d.get("source", ""), d.get("seq", 0)))
     return out

@@ -20,6 +20,12 @@ Two ways to drive it:
   on a :class:`threading.Condition`); the first to arrive waits at most
   ``partner_timeout_s`` (wall clock) and then raises :class:`PartnerTimeoutError`.
 * one thread (tests, scripts): :meth:`attempt_pair`.
+
+With ``bin_ns`` set (the network's TDMA bin; the stations and the QDevices share one
+clock), windows are paired by *time bin* instead of by number
+(:class:`qnodeos_hw.qdevice.windows.WindowRendezvous`): both ends of a paired window
+see the herald at the same virtual time (the later start plus the attempts used), and
+an end whose partner attempts nothing in that bin gets a failed window.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ...qdevice.windows import LONE, WindowRendezvous
 from .errors import HeraldingError, PartnerTimeoutError
 from .noise_model import HeraldingModel
 from .randomness import RandomStream
@@ -71,8 +78,12 @@ class HeraldingStation:
     """The midpoint station shared by two NV nodes (attached in order A, B)."""
 
     def __init__(self, model: HeraldingModel, rng: np.random.Generator,
-                 registry: QuantumRegistry, name: str = "heralding") -> None:
+                 registry: QuantumRegistry, name: str = "heralding",
+                 bin_ns: int | None = None) -> None:
         self.model = model
+        #: pairs windows by time bin when set (see the module docstring)
+        self.rendezvous = (WindowRendezvous(bin_ns, model.partner_timeout_s)
+                           if bin_ns is not None else None)
         self.name = name
         self.registry = registry
         self.random = RandomStream(rng)
@@ -179,6 +190,8 @@ class HeraldingStation:
         window of the same number pairs with it; the shorter budget counts). Returns
         (heralded, bell_index, attempts used) to both."""
         partner = self.partner_of(node)
+        if self.rendezvous is not None:
+            return self._window_by_bin(node, partner, qubit, t_ns, max_attempts)
         timeout = self.model.partner_timeout_s
         with self._cond:
             k = self._next[node]
@@ -203,3 +216,34 @@ class HeraldingStation:
             if slot["error"] is not None:
                 raise slot["error"]
             return slot["result"]
+
+    def progress(self, node: str, t_ns: int) -> None:
+        """``node``'s clock reached ``t_ns`` (see :meth:`WindowRendezvous.passed`)."""
+        if self.rendezvous is not None:
+            self.rendezvous.passed(node, t_ns)
+
+    def _window_by_bin(self, node: str, partner: str, qubit: int, t_ns: int,
+                       max_attempts: int) -> tuple[bool, int, int]:
+        attempt = self.model.attempt_duration_ns
+        bin_ns = self.rendezvous.bin_ns
+        bin_end = (t_ns // bin_ns + 1) * bin_ns
+
+        def resolve(arr: dict) -> dict:
+            start = max(t for _, t, _ in arr.values())
+            # a window never runs past its bin: the next bin may belong to another link
+            budget = min(min(b for _, _, b in arr.values()), max(0, (bin_end - start) // attempt))
+            heralded, bell, used = self._resolve({n: (q, start) for n, (q, _, _) in arr.items()},
+                                                 budget) if budget > 0 else (False, 0, 0)
+            t_end = start + used * attempt
+            # attempts each end spent from its own start (ends start on the same clock tick
+            # grid, so this is exact; both report the herald at t_end)
+            return {n: (heralded, bell, -(-(t_end - t) // attempt)) for n, (_, t, _) in arr.items()}
+
+        out = self.rendezvous.meet(node, partner, t_ns, (qubit, t_ns, max_attempts), resolve)
+        if out is LONE:  # the partner attempted nothing in this bin: a failed window
+            used = min(max_attempts, max(0, (bin_end - t_ns) // attempt))
+            self.attempts += used
+            with self.registry.lock:
+                self.registry.reset((node, qubit), (0.0, 0.0, 0.0))
+            return False, 0, used
+        return out

@@ -1,0 +1,368 @@
+"""Conservative synchronisation of a network's virtual clocks (modelled time mode).
+
+Every component that sends timestamped messages is a *logical process* (LP): each
+node's QNPU (``qnpu:<node>``) and each CNPU program (``prog:<role>``). A message
+carries the virtual time at which it *arrives* (send time + modelled delay), so the
+receiver can order what reaches it. Components share nothing but messages; the one
+extra party is the network's shared clock, :class:`TimeCoordinator` (in the paper the
+QDevices share a clock that synchronises their QNPUs; in simulation this object stands
+for it, reachable in-process or over TCP through :class:`ClockServer`).
+
+Protocol (all messages JSON-able dicts):
+
+* ``report`` LP -> clock: ``{"lp", "seq", "next_ns", "sent": {dst: n}, "recv": {src: n},
+  "round", "done"}`` -- sent when the LP cannot go on by itself: ``next_ns`` is the
+  virtual time of its next own event (None: it waits for a message), ``sent``/``recv``
+  count the timestamped messages per channel so far, ``round`` the last grant the LP
+  has acted on (QNPUs only).
+* ``grant`` clock -> QNPU: ``{"round", "until_ns"}`` -- the QNPU may process every
+  event whose time is below ``until_ns``.
+
+The clock grants a new round only when every LP has reported since the last grant it
+got, every channel is balanced (nothing in flight: the count a sender reports equals
+the count its receiver reports), and then grants ``GVT + lookahead``, where GVT is the
+earliest ``next_ns`` and the lookahead the smallest modelled one-way delay: no event
+at or after GVT can cause a message that arrives before ``GVT + lookahead``. CNPU
+programs never wait for grants: what a program does depends only on the contents of
+the messages it receives (their virtual times are carried, not observed), so it may
+run ahead in wall time; it reports whenever it blocks.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+import socket
+import struct
+import threading
+from collections import defaultdict
+from typing import Any, Callable
+
+from .latency import LatencyModel
+
+_LEN = struct.Struct(">I")
+
+
+class TimeSyncError(RuntimeError):
+    """The synchronisation protocol was violated (names the LP and what it did)."""
+
+
+def channel(src_lp: str, dst_lp: str) -> tuple[str, str]:
+    return (src_lp, dst_lp)
+
+
+class _LPState:
+    __slots__ = ("kind", "reported", "seq", "next_ns", "sent", "recv", "round", "done", "gone")
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.reported = False
+        self.seq = -1
+        self.next_ns: int | None = None
+        self.sent: dict[str, int] = {}
+        self.recv: dict[str, int] = {}
+        self.round = -1
+        self.done = False
+        self.gone = False
+
+
+class TimeCoordinator:
+    """The shared clock of one simulated network (see the module docstring).
+
+    ``lookahead_ns``: smallest modelled one-way delay (> 0). LPs must be declared
+    before they send anything (:meth:`expect`), so that the clock waits for their
+    first report; QNPUs :meth:`attach` a callback that receives grants.
+    """
+
+    def __init__(self, lookahead_ns: int) -> None:
+        if lookahead_ns <= 0:
+            raise TimeSyncError(f"lookahead must be > 0 ns, got {lookahead_ns}")
+        self.lookahead_ns = int(lookahead_ns)
+        self._lock = threading.Lock()
+        self._lps: dict[str, _LPState] = {}
+        self._grant_cb: dict[str, Callable[[int, int], None]] = {}
+        self.round = 0
+        self.until_ns = 0
+        self.rounds = 0
+        self.gvt_ns = 0
+
+    # -- membership ---------------------------------------------------------------------
+    def expect(self, lp: str, kind: str = "program") -> None:
+        with self._lock:
+            self._lps.setdefault(lp, _LPState(kind))
+
+    def attach(self, qnpu_lp: str, on_grant: Callable[[int, int], None]) -> None:
+        """A QNPU: ``on_grant(round, until_ns)`` is called (from any thread) per grant."""
+        with self._lock:
+            self._lps.setdefault(qnpu_lp, _LPState("qnpu")).kind = "qnpu"
+            self._grant_cb[qnpu_lp] = on_grant
+        on_grant(self.round, self.until_ns)
+
+    def gone(self, lp: str) -> None:
+        """``lp`` went away without finishing (e.g. its process was killed): its channels
+        no longer count."""
+        with self._lock:
+            st = self._lps.get(lp)
+            if st is not None:
+                st.gone = True
+            self._try_advance()
+
+    # -- reports ------------------------------------------------------------------------
+    def report(self, msg: dict[str, Any]) -> None:
+        lp = str(msg["lp"])
+        with self._lock:
+            st = self._lps.get(lp)
+            if st is None:
+                raise TimeSyncError(f"report from undeclared logical process '{lp}'")
+            seq = int(msg.get("seq", 0))
+            if seq <= st.seq:
+                return  # stale (reports of one LP may overtake each other across threads)
+            st.seq, st.reported = seq, True
+            nxt = msg.get("next_ns")
+            st.next_ns = None if nxt is None else int(nxt)
+            st.sent = {str(k): int(v) for k, v in (msg.get("sent") or {}).items()}
+            st.recv = {str(k): int(v) for k, v in (msg.get("recv") or {}).items()}
+            st.round = int(msg.get("round", -1))
+            st.done = bool(msg.get("done", False))
+            self._try_advance()
+
+    def _try_advance(self) -> None:
+        lps = self._lps
+        for name, st in lps.items():
+            if st.gone:
+                continue
+            if not st.reported:
+                return
+            if st.kind == "qnpu" and st.round < self.round:
+                return
+            for dst, n in st.sent.items():
+                d = lps.get(dst)
+                if d is not None and not d.gone and d.recv.get(name, 0) != n:
+                    return
+        times = [st.next_ns for st in lps.values() if not st.gone and st.next_ns is not None]
+        if not times:
+            return  # nothing can happen until some LP acts (or the run is over)
+        gvt = min(times)
+        until = max(gvt + self.lookahead_ns, self.until_ns + 1)
+        self.gvt_ns = gvt
+        self.round += 1
+        self.rounds += 1
+        self.until_ns = until
+        for cb in self._grant_cb.values():
+            cb(self.round, until)
+
+    def status(self) -> dict[str, Any]:
+        """What the clock waits for (for error messages and tests)."""
+        with self._lock:
+            return {"round": self.round, "until_ns": self.until_ns, "gvt_ns": self.gvt_ns,
+                    "lps": {n: {"reported": s.reported, "next_ns": s.next_ns, "round": s.round,
+                                "done": s.done, "gone": s.gone, "sent": dict(s.sent),
+                                "recv": dict(s.recv)} for n, s in self._lps.items()}}
+
+
+# -- a CNPU program as a logical process ---------------------------------------------------
+class ProgramClock:
+    """The virtual clock of one CNPU program (``lp`` = ``prog:<role>``).
+
+    The program's time ``t_ns`` starts at 0 and moves only by modelled latencies:
+    sending a subroutine costs a ``cnpu_subroutine`` draw, a classical message a
+    ``cnpu_classical`` draw, each indexed by the program's own message counters;
+    consuming a message moves ``t_ns`` to at least its arrival time. Every blocking
+    wait of the program goes through :meth:`wait` (which reports to the clock, see the
+    module docstring) and every message arriving for it through :meth:`deliver`, under
+    one lock, so that "blocked" is reported exactly when the program cannot proceed.
+    """
+
+    def __init__(self, lp: str, model: LatencyModel, reporter: Callable[[dict], None]) -> None:
+        self.lp, self.model, self._reporter = lp, model, reporter
+        self.t_ns = 0
+        self.cond = threading.Condition()
+        self._sent: dict[str, int] = defaultdict(int)
+        self._recv: dict[str, int] = defaultdict(int)
+        self._blocked = False
+        self._pred: Callable[[], bool] | None = None
+        self._count: dict[str, int] = defaultdict(int)
+        self._last: dict[str, int] = {}
+        self._seq = 0
+        self._done = False
+        #: count of this program's trace events (orders events of equal time)
+        self.trace_seq = 0
+
+    def _draw(self, segment: str) -> int:
+        i = self._count[segment]
+        self._count[segment] = i + 1
+        return self.model.draw(segment, self.lp, i)
+
+    def stamp(self, dst_lp: str, kind: str) -> int:
+        """Arrival time (ns) of the next message to ``dst_lp``: ``kind`` 'subroutine'
+        (CNPU processing + CNPU->QNPU), 'control' (CNPU->QNPU only: app registration,
+        sockets, stop) or 'classical' (CNPU processing + CNPU->CNPU). Counts it sent."""
+        with self.cond:
+            if kind == "subroutine":
+                self.t_ns += self._draw("cnpu_subroutine")
+                ts = self.t_ns + self._draw("cnpu_to_qnpu")
+            elif kind == "control":
+                ts = self.t_ns + self._draw("cnpu_to_qnpu")
+            elif kind == "classical":
+                self.t_ns += self._draw("cnpu_classical")
+                ts = self.t_ns + self._draw("cnpu_to_cnpu")
+            else:
+                raise ValueError(f"unknown message kind {kind!r}")
+            # a channel is FIFO (TCP): no message overtakes an earlier one
+            ts = max(ts, self._last.get(dst_lp, 0))
+            self._last[dst_lp] = ts
+            self._sent[dst_lp] += 1
+            return ts
+
+    def consume(self, ts_ns: int) -> None:
+        """The program takes a message that arrived at ``ts_ns``."""
+        with self.cond:
+            if ts_ns > self.t_ns:
+                self.t_ns = ts_ns
+
+    def deliver(self, src_lp: str, put: Callable[[], None]) -> None:
+        """A message from ``src_lp`` arrives: ``put()`` stores it (under the lock)."""
+        with self.cond:
+            put()
+            self._recv[src_lp] += 1
+            if self._blocked:
+                if self._pred is not None and self._pred():
+                    self._blocked = False  # the waiter wakes with this message
+                else:
+                    self._report()
+            self.cond.notify_all()
+
+    def wait(self, pred: Callable[[], bool], timeout: float | None) -> bool:
+        """Block until ``pred()`` (called under the lock) holds; reports the program
+        blocked meanwhile. Returns ``pred()``'s final value (False on timeout)."""
+        with self.cond:
+            if pred():
+                return True
+            self._blocked, self._pred = True, pred
+            self._report()
+            ok = self.cond.wait_for(pred, timeout)
+            self._blocked, self._pred = False, None
+            return ok
+
+    def finish(self) -> None:
+        """The program ended: it sends nothing more."""
+        with self.cond:
+            self._done = True
+            self._blocked = True
+            self._report()
+
+    def _report(self) -> None:
+        self._seq += 1
+        self._reporter({"type": "report", "lp": self.lp, "seq": self._seq, "next_ns": None,
+                        "sent": dict(self._sent), "recv": dict(self._recv), "round": -1,
+                        "done": self._done})
+
+
+# -- the clock over TCP (CNPU processes) ---------------------------------------------------
+def _send(sock: socket.socket, obj: dict, lock: threading.Lock) -> None:
+    data = json.dumps(obj).encode()
+    with lock:
+        sock.sendall(_LEN.pack(len(data)) + data)
+
+
+def _recv(sock: socket.socket) -> dict | None:
+    head = b""
+    while len(head) < 4:
+        chunk = sock.recv(4 - len(head))
+        if not chunk:
+            return None
+        head += chunk
+    (n,) = _LEN.unpack(head)
+    if n > 1 << 20:
+        raise TimeSyncError(f"clock frame of {n} bytes is too long")
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    msg = json.loads(bytes(buf))
+    if not isinstance(msg, dict):
+        raise TimeSyncError("clock frame is not a JSON object")
+    return msg
+
+
+class ClockServer:
+    """The shared clock's TCP endpoint (loopback by default): CNPU processes send their
+    programs' reports here. The first frame must carry ``token`` (from the network
+    directory): anyone else is disconnected. Reports are data (JSON), never code."""
+
+    def __init__(self, coordinator: TimeCoordinator, host: str = "127.0.0.1", port: int = 0,
+                 token: str | None = None) -> None:
+        self.coordinator = coordinator
+        self.token = token or secrets.token_hex(16)
+        self._sock = socket.create_server((host, port))
+        self.address: tuple[str, int] = self._sock.getsockname()[:2]
+        self._clients: set[socket.socket] = set()
+        self.rejected = 0
+        threading.Thread(target=self._accept, daemon=True, name="clock-accept").start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                c, _ = self._sock.accept()
+            except OSError:
+                return
+            self._clients.add(c)
+            threading.Thread(target=self._serve, args=(c,), daemon=True, name="clock-conn").start()
+
+    def _serve(self, c: socket.socket) -> None:
+        try:
+            hello = _recv(c)
+            if hello is None or not hmac.compare_digest(str(hello.get("token", "")), self.token):
+                self.rejected += 1
+                return
+            while True:
+                msg = _recv(c)
+                if msg is None:
+                    return
+                if msg.get("type") == "report":
+                    self.coordinator.report(msg)
+                elif msg.get("type") == "gone":
+                    self.coordinator.gone(str(msg["lp"]))
+        except (OSError, ValueError, KeyError, TimeSyncError):
+            return
+        finally:
+            self._clients.discard(c)
+            c.close()
+
+    def close(self) -> None:
+        for fn in (lambda: self._sock.shutdown(socket.SHUT_RDWR), self._sock.close):
+            try:
+                fn()
+            except OSError:
+                pass
+        for c in list(self._clients):
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class ClockClient:
+    """A CNPU process' connection to the shared clock (``send(report)``)."""
+
+    def __init__(self, address: tuple[str, int], token: str, timeout_s: float = 30.0) -> None:
+        self._sock = socket.create_connection(tuple(address), timeout=timeout_s)
+        self._sock.settimeout(None)
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._lock = threading.Lock()
+        _send(self._sock, {"token": token}, self._lock)
+
+    def send(self, msg: dict) -> None:
+        try:
+            _send(self._sock, msg, self._lock)
+        except OSError as exc:
+            raise TimeSyncError(f"the shared clock is unreachable: {exc}") from exc
+
+    def close(self) -> None:
+        try:
+            self._sock.close()
+        except OSError:
+            pass
