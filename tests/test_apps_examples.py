@@ -74,11 +74,15 @@ def test_cli_run_prints_results_and_writes_trace(tmp_path, capsys):
     assert trace.read_text().count("\n") > 20
 
 
-def test_cli_rejects_unknown_station_keys(tmp_path):
+def test_cli_rejects_unknown_station_keys(tmp_path, capsys):
     station = tmp_path / "s.yaml"
     station.write_text("num_qbits: 4\n")
-    with pytest.raises(KeyError, match="num_qbits"):
-        cli_main(["run", os.path.join(APPS, "teleport"), "--station", str(station)])
+    argv = ["run", os.path.join(APPS, "teleport"), "--station", str(station)]
+    assert cli_main(argv) == 2  # one line naming the typed error and the key
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("qnodeos-hw run: KeyError:") and "num_qbits" in err[0]
+    with pytest.raises(KeyError, match="num_qbits"):  # --debug: the exception itself
+        cli_main(argv + ["--debug"])
 
 
 def test_nv_stack_plugs_in_through_the_node_factory(tmp_path):
