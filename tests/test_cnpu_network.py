@@ -334,7 +334,9 @@ def test_disconnect_mid_entanglement_frees_qubits_sockets_and_requests():
             time.sleep(0.005)
         return pred()
 
-    with SimulatedNetwork(["a", "b"], IdealNetworkFactory(seed=3), NetworkSettings(**FAST)) as net:
+    # host time: connections made by hand here carry no virtual timestamps
+    with SimulatedNetwork(["a", "b"], IdealNetworkFactory(seed=3),
+                          NetworkSettings(time_mode="host", **FAST)) as net:
         qa, qb = net.nodes["a"].qnpu, net.nodes["b"].qnpu
         for cycle in range(30):
             ea, eb = EPRSocket("b"), EPRSocket("a")
@@ -350,8 +352,9 @@ def test_disconnect_mid_entanglement_frees_qubits_sockets_and_requests():
                 cb.disconnect()
             ca.disconnect()  # mid-run: never stops its app
             assert settle(lambda: not qa.procs and not qb.procs and qa.qmmu.used() == 0
-                          and qb.qmmu.used() == 0 and not net.board.open_sockets()
-                          and not net.board.pending()), f"leak after cycle {cycle}"
+                          and qb.qmmu.used() == 0 and not qa.board.open_sockets()
+                          and not qb.board.open_sockets() and not qa.board.pending()
+                          and not qb.board.pending()), f"leak after cycle {cycle}"
         assert not net.errors()
     held = [e for e in net.trace.of_kind("entanglement_held") if e.node == "b"]
     assert len(held) == 15
@@ -369,6 +372,7 @@ def test_cnpu_in_its_own_os_process(tmp_path):
     app = write_app(tmp_path / "app" if (tmp_path / "app").mkdir() is None else tmp_path, TELEPORT)
     settings = NetworkSettings(seed=8, external_cnpus=frozenset({"sender"}), **FAST)
     with SimulatedNetwork(["receiver", "sender"], IdealNetworkFactory(seed=8), settings) as net:
+        net.expect_programs(["receiver", "sender"])  # modelled time: the clock waits for both
         dfile = tmp_path / "directory.json"
         dfile.write_text(net.directory.to_json())
         proc = subprocess.Popen([sys.executable, "-m", "qnodeos_hw.cnpu.program", "--directory",
@@ -378,7 +382,7 @@ def test_cnpu_in_its_own_os_process(tmp_path):
         with external_names(net.external_module(30)):
             full = load_app_dir(app)
             full.programs = {"receiver": full.programs["receiver"]}
-            out = run_programs(full, timeout_s=60)["receiver"]
+            out = run_programs(full, timeout_s=60, clocks=net.clocks)["receiver"]
         stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, stderr
     assert out.error is None, out.error
@@ -433,14 +437,37 @@ def test_lossy_link_needs_several_bins_and_stays_paired(tmp_path):
     assert len(heralds) == n and len(fails) > n // 2  # p = 0.25, one 2-attempt window per bin
     attempt_ns = IdealDurations().entangle_attempt_ns
     assert all(e.data["budget"] == 2 for e in heralds + fails)
-    assert all(e.data["window_ns"] == 2 * attempt_ns for e in fails)   # a failed window: 2 attempts
-    assert all(e.data["window_ns"] in (attempt_ns, 2 * attempt_ns) for e in heralds)
-    assert any(e.data["window_ns"] == attempt_ns for e in heralds)    # some herald at attempt 1
-    assert any(e.data["window_ns"] == 2 * attempt_ns for e in heralds)  # ... and some at attempt 2
-    # windows pair up: each pair heralds in the same window (count) at both ends
-    bob = {(e.data["rid"], e.data["pair"]): e.data["window"]
+
+    def windows(kind):
+        """(pair id, bin) -> {node: event}: the two ends of each window."""
+        out: dict = {}
+        for e in res.trace.of_kind(kind):
+            out.setdefault((e.data["pair_id"], e.data["bin"]), {})[e.node] = e
+        return out
+
+    # a herald has both ends; a failed window may have one (its peer, busy with a
+    # subroutine past the bin start, attempted nothing in that bin: a lone, failed window).
+    # Both ends see a window end (herald or failure) at one virtual time; the end that
+    # started last spent exactly the attempts (2 for a failure, fewer only when it started
+    # too close to its bin's end: a window never runs into the next bin)
+    for kind, allowed in (("entanglement_failed", {0, attempt_ns, 2 * attempt_ns}),
+                          ("entanglement_heralded", {attempt_ns, 2 * attempt_ns})):
+        ws = windows(kind)
+        if kind == "entanglement_heralded":
+            assert ws and all(set(w) == {"alice", "bob"} for w in ws.values())
+        assert all(len({e.t_ns for e in w.values()}) == 1 for w in ws.values())
+        last = [min(e.data["window_ns"] for e in w.values()) for w in ws.values()]
+        assert set(last) <= allowed, set(last)
+        if kind == "entanglement_failed":
+            assert last.count(2 * attempt_ns) > len(last) // 2
+    heralded_last = [min(e.data["window_ns"] for e in w.values())
+                     for w in windows("entanglement_heralded").values()]
+    assert attempt_ns in heralded_last and 2 * attempt_ns in heralded_last  # attempt 1 and 2
+    # windows pair by time bin: each pair heralds in the same bin at both ends (the window
+    # counts may differ: an end attempts alone in a bin its busy peer let pass)
+    bob = {(e.data["rid"], e.data["pair"]): e.data["bin"]
            for e in res.trace.of_kind("entanglement_heralded") if e.node == "bob"}
-    assert {(e.data["rid"], e.data["pair"]): e.data["window"] for e in heralds} == bob
+    assert {(e.data["rid"], e.data["pair"]): e.data["bin"] for e in heralds} == bob
 
 
 def test_networks_leave_no_threads_behind(tmp_path):
@@ -541,7 +568,7 @@ def test_with_wall_time_a_local_subroutine_runs_before_the_next_bin(tmp_path):
     app = write_app(tmp_path, files)
     bin_ns = 1_000_000_000  # room for thread start-up on a loaded 2-core machine
     res = run_app_dir(app, IdealNetworkFactory(seed=6), NetworkSettings(
-        seed=6, bin_ns=bin_ns, idle_wall_scale=1.0),
+        seed=6, bin_ns=bin_ns, idle_wall_scale=1.0, time_mode="host"),
         inputs={"creator": {"k": 1}, "receiver": {"k": 1}})
     assert res.ok, {r: o.error for r, o in res.outcomes.items()}
     ev = res.trace.events

@@ -13,11 +13,15 @@ H Rz(alpha)|+> in X, Y, Z (k/3 circuits each) and the fidelity to |psi> is estim
   server's qubit -> S2 arrival at the server QNPU, virtual time) exceeds ``max_wait_ms``
   are discarded.
 
-Latency model: ``idle_wall_scale = 1`` -- while a QNPU idles waiting for its CNPU its
-virtual clock advances by the elapsed wall time, so the real host latencies of this
-Python CNPU/QNPU (TCP hops, SDK compilation, classical sockets) are what the server's
-qubit waits through under DD (T_coh = 13 ms). Results therefore depend on the host's
-load, as on a lab's host. ``idle_wall_scale = 0`` would freeze time while idle.
+Time (``time_mode``): ``modelled`` (default) -- the classical side's latencies (CNPU
+processing per subroutine and per classical block, CNPU<->QNPU and CNPU<->CNPU
+messages, QNPU processing per instruction) are drawn from the seeded latency model
+(:mod:`qnodeos_hw.timebase.latency`, defaults calibrated to the paper's 4.8 ms mean
+server wait), the nodes' clocks advance under the network's shared clock, and the same
+seed gives the same bytes on any machine; ``host`` -- while a QNPU idles waiting for its
+CNPU its virtual clock advances by the elapsed wall time, so the real host latencies of
+this Python CNPU/QNPU are what the server's qubit waits through under DD (T_coh =
+13 ms); results then depend on the host's load, as on a lab's host.
 
 Process layout (``cnpu_processes``, default on): as in the paper's nodes, each node's
 CNPU is its own OS process (``python -m qnodeos_hw.cnpu.program``) talking TCP to its
@@ -74,6 +78,8 @@ class DQCConfig:
 
     k: int = 1200
     seed: int = 1
+    #: 'modelled' (default) or 'host' (module docstring)
+    time_mode: str = "modelled"
     idle_wall_scale: float = 1.0
     bin_ns: int = 10_000_000
     max_wait_ms: float = DEFAULT_MAX_WAIT_MS
@@ -83,6 +89,21 @@ class DQCConfig:
     def __post_init__(self) -> None:
         if self.k < 3:
             raise ValueError(f"k must be >= 3 (one circuit per tomography basis), got {self.k}")
+        if self.time_mode not in ("modelled", "host"):
+            raise ValueError(f"time mode must be 'modelled' or 'host', got {self.time_mode!r}")
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+def host_tuning(time_mode: str):
+    """:class:`realtime_host` in host time (wall latencies count), nothing in modelled time."""
+    return realtime_host() if time_mode == "host" else _nothing()
 
 
 class realtime_host:
@@ -109,14 +130,15 @@ def heralding_model():
     return load_noise_models()
 
 
-def nv_network_settings(cfg_bin_ns: int, seed: int, idle_wall_scale: float, trace_instructions: bool):
+def nv_network_settings(cfg_bin_ns: int, seed: int, idle_wall_scale: float, trace_instructions: bool,
+                        time_mode: str = "modelled"):
     """NetworkSettings for the NV network: one attempt window per bin, as many attempts as
     fit in the bin (bin / attempt duration of the heralding model)."""
     from ..cnpu.network import NetworkSettings
     attempt_ns = heralding_model().heralding.attempt_duration_ns
     return NetworkSettings(bin_ns=cfg_bin_ns, seed=seed, idle_wall_scale=idle_wall_scale,
                            attempts_per_bin=min(0xFFFF, max(1, cfg_bin_ns // attempt_ns)),
-                           trace_instructions=trace_instructions)
+                           trace_instructions=trace_instructions, time_mode=time_mode)
 
 
 def readout_fidelity(node: str = "server") -> ReadoutFidelity:
@@ -134,28 +156,42 @@ def run_setting(alpha: int, theta: int, cfg: DQCConfig, seed: int, factory: Any 
     stations; ``factory``: any QDriver factory of :mod:`qnodeos_hw.cnpu.network`); returns
     outcomes, bases, per-iteration latencies, wall and simulated time."""
     from ..cnpu.network import NVNetworkFactory, run_mains, run_mains_in_processes
-    from .latency import dqc_iterations
+    from .latency import dqc_iterations, dqc_iterations_modelled, model_segment_means_ms
 
     bases = bases_for(cfg.k)
     t0 = time.perf_counter()
     run = run_mains_in_processes if cfg.cnpu_processes else run_mains
-    with realtime_host():
+    settings = nv_network_settings(cfg.bin_ns, seed, cfg.idle_wall_scale, cfg.trace_instructions,
+                                   cfg.time_mode)
+    with host_tuning(cfg.time_mode):
         res = run({"client": f"{APPS}.dqc_client:main", "server": f"{APPS}.dqc_server:main"},
-                        factory if factory is not None else NVNetworkFactory(seed=seed, num_qubits=1),
-                        nv_network_settings(cfg.bin_ns, seed, cfg.idle_wall_scale, cfg.trace_instructions),
-                        inputs={"client": {"alpha": alpha, "theta": theta, "reps": cfg.k},
-                                "server": {"bases": bases}})
+                  factory if factory is not None else NVNetworkFactory(seed=seed, num_qubits=1),
+                  settings,
+                  inputs={"client": {"alpha": alpha, "theta": theta, "reps": cfg.k},
+                          "server": {"bases": bases}})
     wall = time.perf_counter() - t0
     if not res.ok:
-        raise RuntimeError(f"DQC setting (alpha={alpha}, theta={theta}) failed: "
-                           f"{ {r: o.error for r, o in res.outcomes.items() if o.error} }")
+        raise DQCRunError(f"DQC setting (alpha={alpha}, theta={theta}) failed: "
+                          f"{ {r: o.error for r, o in res.outcomes.items() if o.error} }")
     events = res.trace.events
-    iters = dqc_iterations(events, "client", "server")
     sim_ns = max((e.t_ns for e in events), default=0)
-    return {"alpha": alpha, "theta": theta, "bases": bases, "m": res.results["server"]["m"],
-            "m_client": res.results["client"]["m"],
-            "iterations": [it.as_dict() if it is not None else None for it in iters],
-            "wall_s": wall, "sim_s": sim_ns * 1e-9}
+    rec: dict[str, Any] = {"alpha": alpha, "theta": theta, "bases": bases,
+                           "m": res.results["server"]["m"], "m_client": res.results["client"]["m"],
+                           "time_mode": cfg.time_mode, "wall_s": wall, "sim_s": sim_ns * 1e-9}
+    if cfg.time_mode == "modelled":
+        its = dqc_iterations_modelled(events, "client", "server")
+        rec["iterations"] = its
+        n_s2 = [it["s2_instructions"] for it in its if it]
+        rec["latency_model_ms"] = model_segment_means_ms(res.network.latency,
+                                                         float(np.mean(n_s2)) if n_s2 else 0.0)
+    else:
+        iters = dqc_iterations(events, "client", "server")
+        rec["iterations"] = [it.as_dict() if it is not None else None for it in iters]
+    return rec
+
+
+class DQCRunError(RuntimeError):
+    """A DQC setting's programs failed (names the setting and each program's error)."""
 
 
 def analyse_setting(rec: dict, readout: ReadoutFidelity, max_wait_ms: float) -> dict[str, Any]:
@@ -176,9 +212,24 @@ def analyse_setting(rec: dict, readout: ReadoutFidelity, max_wait_ms: float) -> 
         out["filtered_raw"] = out["filtered_corrected"] = {"error": str(exc), "shots": int(keep.sum())}
     out["kept_fraction"] = float(keep.mean())
     its = [it for it in rec["iterations"] if it]
-    out["latency_ms"] = {k: float(np.mean([it[k] for it in its])) if its else float("nan")
-                         for k in ("cnpu_ms", "qnpu_ms", "qdevice_ms", "classical_ms",
-                                   "entanglement_ms", "held_ms")}
+    if rec.get("time_mode") == "modelled":
+        from .latency import MODELLED_SEGMENTS
+        out["latency_segments_ms"] = {
+            name: float(np.mean([it["segments_ms"][name] for it in its])) if its else float("nan")
+            for name, _ in MODELLED_SEGMENTS}
+        out["latency_model_ms"] = rec.get("latency_model_ms")
+        seg = out["latency_segments_ms"]
+        # the four groups of the host-time breakdown, from the same segments
+        out["latency_ms"] = {
+            "qdevice_ms": seg["qdevice_c1"],
+            "qnpu_ms": seg["qnpu_to_cnpu_c1"] + seg["cnpu_to_qnpu_s2"] + seg["qnpu_s2"],
+            "cnpu_ms": seg["cnpu_client_delta"] + seg["cnpu_server_s2"],
+            "classical_ms": seg["classical_delta"],
+            "held_ms": float(np.mean([it["held_ms"] for it in its])) if its else float("nan")}
+    else:
+        out["latency_ms"] = {k: float(np.mean([it[k] for it in its])) if its else float("nan")
+                             for k in ("cnpu_ms", "qnpu_ms", "qdevice_ms", "classical_ms",
+                                       "entanglement_ms", "held_ms")}
     out["server_wait_ms"] = {"mean": float(np.mean(waits[np.isfinite(waits)])),
                              "median": float(np.median(waits[np.isfinite(waits)]))}
     c = out["corrected"]
@@ -224,7 +275,8 @@ def run_dqc(cfg: DQCConfig = DQCConfig(), settings=SETTINGS, workers: int = 1,
 def summary(cfg: DQCConfig, analyses: list[dict], wall_s: float) -> dict[str, Any]:
     ro = readout_fidelity()
     return {
-        "experiment": "dqc", "k": cfg.k, "seed": cfg.seed, "idle_wall_scale": cfg.idle_wall_scale,
+        "experiment": "dqc", "k": cfg.k, "seed": cfg.seed, "time_mode": cfg.time_mode,
+        "idle_wall_scale": cfg.idle_wall_scale if cfg.time_mode == "host" else None,
         "bin_ns": cfg.bin_ns, "max_wait_ms": cfg.max_wait_ms,
         "readout_f0": ro.f0, "readout_f1": ro.f1, "classical_bound": CLASSICAL_BOUND,
         "pass_criterion": "readout-corrected fidelity after the latency filter (server wait <= "
@@ -238,6 +290,8 @@ def summary(cfg: DQCConfig, analyses: list[dict], wall_s: float) -> dict[str, An
         "min_raw_fidelity": min(a["raw"]["fidelity"] for a in analyses),
         "circuits": sum(a["circuits"] for a in analyses),
         "wall_s": wall_s, "sim_s": sum(a["sim_s"] for a in analyses),
+        "paper": {"server_wait_ms": "4.8 +- 0.8 (Fig. 4d)", "classical_bound": "2/3",
+                  "heralded_fidelity": 0.72},
         "settings": analyses,
     }
 
@@ -259,7 +313,8 @@ def save(out: str | Path, cfg: DQCConfig, recs: list[dict], summ: dict,
 
 
 def run_cli(args) -> int:
-    cfg = DQCConfig(k=args.k, seed=args.seed, max_wait_ms=getattr(args, "max_wait_ms", DEFAULT_MAX_WAIT_MS))
+    cfg = DQCConfig(k=args.k, seed=args.seed, max_wait_ms=getattr(args, "max_wait_ms", DEFAULT_MAX_WAIT_MS),
+                    time_mode=getattr(args, "time", None) or "modelled")
     t0 = time.perf_counter()
     recs, analyses = run_dqc(cfg, workers=getattr(args, "workers", 1))
     summ = summary(cfg, analyses, time.perf_counter() - t0)

@@ -132,3 +132,101 @@ def dqc_iterations(events: Iterable[Any], client_app: str, server_app: str) -> l
             else 0.0,
         ))
     return out
+
+
+#: segments of the DQC server's wait in modelled time, in chain order (herald -> S2
+#: start), named after the paper's Fig. 4c sequence (CNPU - QNPU - QDevice of both nodes)
+MODELLED_SEGMENTS: tuple[tuple[str, str], ...] = (
+    ("qdevice_c1", "client QDevice: rest of C1 after the herald (gates, readout)"),
+    ("qnpu_to_cnpu_c1", "client QNPU -> CNPU: C1 result"),
+    ("cnpu_client_delta", "client CNPU: classical block (compute and send delta)"),
+    ("classical_delta", "client CNPU -> server CNPU: delta"),
+    ("cnpu_server_s2", "server CNPU: prepare and send S2"),
+    ("cnpu_to_qnpu_s2", "server CNPU -> QNPU: S2"),
+    ("qnpu_s2", "server QNPU: S2 processing until its first instruction"),
+)
+#: the latency-model segment each modelled segment is drawn from (None: simulated QDevice)
+MODEL_OF_SEGMENT = {"qdevice_c1": None, "qnpu_to_cnpu_c1": "qnpu_to_cnpu",
+                    "cnpu_client_delta": "cnpu_classical", "classical_delta": "cnpu_to_cnpu",
+                    "cnpu_server_s2": "cnpu_subroutine", "cnpu_to_qnpu_s2": "cnpu_to_qnpu",
+                    "qnpu_s2": "qnpu_instruction"}
+
+
+def dqc_iterations_modelled(events: Iterable[Any], client_app: str, server_app: str
+                            ) -> list[dict | None]:
+    """Modelled time: one record per server EPR delivery, in order: ``server_wait_ns``
+    (herald of the server's qubit -> S2's first instruction, virtual ns), the chain's
+    segments (:data:`MODELLED_SEGMENTS`, ms) that add up to it, ``held_ms`` and
+    ``s2_instructions``. None where the chain is incomplete."""
+    evs = sorted(events, key=lambda e: (e.t_ns, e.node, e.source, e.seq))
+    pid_of = {(e.node, e.data["app"]): e.pid for e in evs if e.kind == "process_named"}
+    nc = ns = None
+    for (node, app), pid in pid_of.items():
+        if app == client_app:
+            nc, pc = node, pid
+        if app == server_app:
+            ns, ps = node, pid
+    if nc is None or ns is None:
+        raise KeyError(f"programs '{client_app}'/'{server_app}' do not appear in the trace")
+
+    def seq(pred):
+        return [e for e in evs if pred(e)]
+    deliv_s = seq(lambda e: e.kind == "entanglement_delivered" and e.node == ns and e.pid == ps)
+    deliv_c = seq(lambda e: e.kind == "entanglement_delivered" and e.node == nc and e.pid == pc)
+    herald = {(e.node, e.data["pair_id"]): e.t_ns for e in evs if e.kind == "entanglement_heralded"}
+    done_c = {e.data["msg_id"]: e for e in evs if e.kind == "subroutine_done" and e.node == nc
+              and e.pid == pc}
+    c_done_list = sorted(done_c.values(), key=lambda e: e.t_ns)
+    reply_c = {e.data["msg_id"]: e for e in evs if e.kind == "cnpu_done_received"
+               and e.data.get("app") == client_app}
+    sent_c = seq(lambda e: e.kind == "cnpu_socket_sent" and e.data.get("app") == client_app)
+    recv_s = seq(lambda e: e.kind == "cnpu_socket_received" and e.data.get("app") == server_app)
+    msg_s = seq(lambda e: e.kind == "cnpu_message_sent" and e.data.get("app") == server_app
+                and e.data.get("type") == 2)
+    rcvd_s = {e.data["msg_id"]: e for e in evs if e.kind == "subroutine_received"
+              and e.node == ns and e.pid == ps}
+    start_s = {e.data["msg_id"]: e for e in evs if e.kind == "subroutine_started"
+               and e.node == ns and e.pid == ps}
+
+    def first_after(lst, t):
+        for e in lst:
+            if e.t_ns >= t:
+                return e
+        return None
+
+    out: list[dict | None] = []
+    for k, ds in enumerate(deliv_s):
+        try:
+            dc = deliv_c[k]
+            t_h = herald[(ns, ds.data["pair_id"])]
+            c1 = first_after(c_done_list, dc.t_ns)
+            reply = reply_c[c1.data["msg_id"]]
+            sent = first_after(sent_c, reply.t_ns)
+            recv = recv_s[k]
+            s2_sent = first_after(msg_s, recv.t_ns)
+            s2_in = rcvd_s[s2_sent.data["msg_id"]]
+            s2_go = start_s[s2_sent.data["msg_id"]]
+        except (AttributeError, IndexError, KeyError, TypeError):
+            out.append(None)
+            continue
+        marks = [t_h, c1.t_ns, reply.t_ns, sent.t_ns, recv.t_ns, s2_sent.t_ns, s2_in.t_ns,
+                 s2_go.t_ns]
+        segs = {name: (b - a) * 1e-6 for (name, _), a, b in zip(MODELLED_SEGMENTS, marks, marks[1:])}
+        out.append({"server_wait_ns": int(s2_go.t_ns - t_h), "segments_ms": segs,
+                    "held_ms": (ds.t_ns - t_h) * 1e-6,
+                    "s2_instructions": int(s2_go.data.get("instructions", 0))})
+    return out
+
+
+def model_segment_means_ms(latency: Any, s2_instructions: float) -> dict[str, float | None]:
+    """What the latency model predicts for each modelled segment's mean (ms)."""
+    out: dict[str, float | None] = {}
+    for name, _ in MODELLED_SEGMENTS:
+        seg = MODEL_OF_SEGMENT[name]
+        if seg is None:
+            out[name] = None
+        elif seg == "qnpu_instruction":
+            out[name] = getattr(latency, seg).mean_ns * s2_instructions * 1e-6
+        else:
+            out[name] = getattr(latency, seg).mean_ns * 1e-6
+    return out

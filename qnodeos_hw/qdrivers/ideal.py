@@ -277,6 +277,7 @@ class IdealLink:
         self.bin_ns = bin_ns
         self.seed = seed
         self._rv: dict[frozenset, tuple[WindowRendezvous, np.random.Generator]] = {}
+        self._clock_of: dict[str, int] = {}  # node -> latest progress (ns)
 
     def attach(self, driver: "IdealQDriver") -> None:
         self._drivers[driver.node] = driver
@@ -328,6 +329,7 @@ class IdealLink:
         """``node``'s clock reached ``t_ns``: its partners stop waiting for its windows
         of bins that ended by then (:meth:`WindowRendezvous.passed`)."""
         with self._cv:
+            self._clock_of[node] = max(t_ns, self._clock_of.get(node, 0))
             rvs = [rv for key, (rv, _) in self._rv.items() if node in key]
         for rv in rvs:
             rv.passed(node, t_ns)
@@ -342,7 +344,11 @@ class IdealLink:
                 rng = (np.random.default_rng([int(self.seed) % 2**63,
                                               zlib.crc32("|".join(sorted(key)).encode())])
                        if self.seed is not None else self.state.rng)
-                self._rv[key] = (WindowRendezvous(self.bin_ns, self.timeout_s), rng)
+                rv = WindowRendezvous(self.bin_ns, self.timeout_s)
+                for n in key:
+                    if n in self._clock_of:
+                        rv.passed(n, self._clock_of[n])
+                self._rv[key] = (rv, rng)
             rv, rng = self._rv[key]
 
         bin_end = (now_ns // self.bin_ns + 1) * self.bin_ns

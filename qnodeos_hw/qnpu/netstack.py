@@ -501,7 +501,7 @@ class NetworkStack:
         windows = self._windows[(r.rid, pair)] = self._windows.get((r.rid, pair), 0) + 1
         if resp.kind is not ResponseKind.ENT_SUCCESS:
             self.record("entanglement_failed", None, rid=r.rid, pair=pair, pair_id=pair_id,
-                        peer=peer, bin=self.schedule.bin_of(scheduled), budget=budget,
+                        peer=peer, bin=self.schedule.bin_of(t0), budget=budget,
                         window=windows, window_ns=window_ns)
             # the window ended with its bin (or at its budget): both ends try the link's
             # next bin
@@ -513,7 +513,7 @@ class NetworkStack:
         del self._reserved[r.rid]
         self._done[r.rid] = pair + 1
         self.record("entanglement_heralded", None, rid=r.rid, pair=pair, pair_id=pair_id,
-                    peer=peer, bin=self.schedule.bin_of(scheduled), phys=phys, budget=budget,
+                    peer=peer, bin=self.schedule.bin_of(t0), phys=phys, budget=budget,
                     window=windows, window_ns=window_ns, bell_state=resp.bell_index)
         if r.cancelled:
             self._release(phys)

@@ -247,6 +247,7 @@ class QNPU:
         self._recv: dict[str, int] = {}
         self._draws: dict[str, int] = {}
         self._last_ts: dict[str, int] = {}
+        self._burst: dict[str, tuple[int, int]] = {}
         self._last_report: tuple | None = None
         self._report_seq = 0
         self._n_sub = 0
@@ -559,8 +560,13 @@ class QNPU:
     def _reply(self, conn: _Conn, msg: Any) -> None:
         data = bytes(msg)
         if conn.lp is not None:  # modelled time: stamp the arrival time, count it
-            ts = self._fifo(conn.lp, self.driver.now_ns()
-                            + self._draw("qnpu_to_cnpu", f"{self.name}>{conn.lp}"))
+            now = self.driver.now_ns()
+            last = self._burst.get(conn.lp)
+            if last is not None and last[0] == now:
+                ts = last[1]  # frames sent at one instant (results + done) travel together
+            else:
+                ts = self._fifo(conn.lp, now + self._draw("qnpu_to_cnpu", f"{self.name}>{conn.lp}"))
+                self._burst[conn.lp] = (now, ts)
             self._sent[conn.lp] = self._sent.get(conn.lp, 0) + 1
             data = _TS.pack(ts) + data
         try:
@@ -775,6 +781,8 @@ class QNPU:
                 self._n_sub += 1
                 dt = len(compiled.instructions) * self._draw("qnpu_instruction", self.name)
                 self._advance_to(self.driver.now_ns() + dt)
+                self._record("subroutine_started", proc.pid, msg_id=msg_id,
+                             instructions=len(compiled.instructions), qnpu_ns=dt)
             proc.current = compiled.run(proc.ctx)  # type: ignore[attr-defined]
         try:
             out = next(proc.current)
