@@ -37,7 +37,8 @@ class SimulatedNode:
     clock: VirtualClock
     physics: Any
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
-    #: ``progress(t_ns)``: the node's clock reached t_ns (tells its heralding station,
+    #: ``progress(t_ns, peer=None)``: the node's clock reached t_ns -- or, with ``peer``,
+    #: it attempts nothing with that peer before t_ns (tells its heralding station,
     #: which then stops waiting for windows of bins the node has passed)
     progress: Callable[[int], None] | None = None
 
@@ -82,7 +83,7 @@ def simulated_nv_network(names: tuple[str, ...] = ("client", "server"), seed: in
             qd = NVQDriver(st.adwin, table, spec=nv_spec(num_qubits), now_ns=clock.now_ns,
                            state_probe=probe)
             nodes[name] = SimulatedNode(name, "nv", qd, clock, physics, [st.close],
-                                        progress=lambda t, n=name: station.progress(n, t))
+                                        progress=lambda t, peer=None, n=name: station.progress(n, t))
     except Exception:
         for n in nodes.values():
             n.close()

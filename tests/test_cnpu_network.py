@@ -507,18 +507,20 @@ def test_run_mains_runs_python_functions_on_chosen_nodes():
     assert set(res.network.nodes) == {"n"}
 
 
-def test_every_cnpu_in_its_own_process_runs_the_dqc_programs_and_merges_their_trace():
+@pytest.mark.parametrize("time_mode", ["modelled", "host"])
+def test_every_cnpu_in_its_own_process_runs_the_dqc_programs_and_merges_their_trace(time_mode):
     """run_mains_in_processes: client and server CNPUs are OS processes; results come back,
     the DQC outcomes are those of |psi> (ideal nodes: deterministic in the Z basis), and
     the CNPU events of both processes are merged into the network trace in wall order."""
     from qnodeos_hw.cnpu.network import run_mains_in_processes
-    from qnodeos_hw.experiments.latency import dqc_iterations
+    from qnodeos_hw.experiments.latency import dqc_iterations, dqc_iterations_modelled
 
     apps = "qnodeos_hw.experiments.apps"
     k = 6
     res = run_mains_in_processes(
         {"client": f"{apps}.dqc_client:main", "server": f"{apps}.dqc_server:main"},
-        IdealNetworkFactory(num_qubits=1, seed=3), NetworkSettings(seed=3, **FAST),
+        IdealNetworkFactory(num_qubits=1, seed=3),
+        NetworkSettings(seed=3, time_mode=time_mode, **FAST),
         inputs={"client": {"alpha": 0, "theta": 2, "reps": k}, "server": {"bases": ["Z"] * k}},
         timeout_s=120)
     assert res.ok, {r: o.error for r, o in res.outcomes.items()}
@@ -528,8 +530,13 @@ def test_every_cnpu_in_its_own_process_runs_the_dqc_programs_and_merges_their_tr
     kinds = {(e.node, e.kind) for e in res.trace.events}
     assert {("client", "cnpu_socket_sent"), ("server", "cnpu_socket_received"),
             ("client", "cnpu_done_received"), ("server", "cnpu_message_sent")} <= kinds
-    its = dqc_iterations(res.trace.events, "client", "server")
-    assert len(its) == k and all(it is not None and it.classical_ms >= 0 for it in its), its
+    if time_mode == "host":
+        its = dqc_iterations(res.trace.events, "client", "server")
+        assert len(its) == k and all(it is not None and it.classical_ms >= 0 for it in its), its
+    else:  # the CNPU events carry the programs' virtual times
+        its = dqc_iterations_modelled(res.trace.events, "client", "server")
+        assert len(its) == k and all(it is not None and it["segments_ms"]["classical_delta"] > 0
+                                     for it in its), its
 
 
 def test_a_failing_program_in_a_cnpu_process_is_reported_by_role():

@@ -81,8 +81,8 @@ class IdealNetworkFactory:
         """Pair attempt windows by this TDMA bin (the network's schedule)."""
         self.link.bin_ns = bin_ns
 
-    def progress(self, node: str, t_ns: int) -> None:
-        self.link.progress(node, t_ns)
+    def progress(self, node: str, t_ns: int, peer: str | None = None) -> None:
+        self.link.progress(node, t_ns, peer)
 
     def __call__(self, node: str, clock: VirtualClock) -> IdealQDriver:
         # each node draws its measurement outcomes from its own stream (seeded by name):
@@ -185,7 +185,8 @@ class SimulatedNetwork:
                 clock = VirtualClock()
                 driver = factory(name, clock)
                 fp = getattr(factory, "progress", None)
-                progress = (lambda t, n=name, fp=fp: fp(n, t)) if fp is not None else None
+                progress = ((lambda t, peer=None, n=name, fp=fp: fp(n, t, peer))
+                            if fp is not None else None)
             cfg = QNPUConfig(bin_ns=settings.bin_ns, links=settings.links,
                              attempts_per_bin=settings.attempts_per_bin,
                              idle_wall_scale=0.0 if self.modelled else wall_scale,

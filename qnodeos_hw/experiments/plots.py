@@ -96,6 +96,9 @@ def _timeline(ax, recs: list[dict]) -> None:
         ax.set_title("no complete iteration in the trace")
         return
     it = sorted(its, key=lambda d: d["server_wait_ns"])[len(its) // 2]
+    if "segments_ms" in it:  # modelled time: the chain's own segments, in virtual time
+        _timeline_modelled(ax, it)
+        return
     qd = it["qdevice_ms"] / 2
     half_q, half_c = it["qnpu_ms"] / 2, it["cnpu_ms"] / 2
     steps = [("client", "QDevice: C1 gates + readout", qd, "qdevice_ms"),
@@ -119,6 +122,33 @@ def _timeline(ax, recs: list[dict]) -> None:
     ax.set_ylim(-1.1, 2.8)
     ax.set_xlabel("ms (sequential, not to scale between lanes)")
     ax.set_title("timeline of one client/server iteration", fontsize=10)
+
+
+_MODELLED_LANES = {"qdevice_c1": ("client", "qdevice_ms"), "qnpu_to_cnpu_c1": ("client", "qnpu_ms"),
+                   "cnpu_client_delta": ("client", "cnpu_ms"),
+                   "classical_delta": ("network", "classical_ms"),
+                   "cnpu_server_s2": ("server", "cnpu_ms"), "cnpu_to_qnpu_s2": ("server", "qnpu_ms"),
+                   "qnpu_s2": ("server", "qnpu_ms")}
+
+
+def _timeline_modelled(ax, it: dict) -> None:
+    from .latency import MODELLED_SEGMENTS
+    lanes = {"client": 2, "network": 1, "server": 0}
+    t = 0.0
+    for i, (name, text) in enumerate(MODELLED_SEGMENTS):
+        lane, colour = _MODELLED_LANES[name]
+        dur = it["segments_ms"][name]
+        ax.barh(lanes[lane], dur, left=t, color=_SEG_COLOURS[colour], edgecolor="k", lw=0.5)
+        dy = 0.3 if lane == "network" else (0.45 if i % 2 == 0 else -0.55)
+        ax.text(t + dur / 2, lanes[lane] + dy, text.split(":")[0], ha="center", fontsize=6)
+        t += dur
+    ax.barh(0, t, left=0, color="none", edgecolor="tab:red", lw=1.2, ls="--")
+    ax.text(0, -0.95, f"server qubit kept under DD (herald -> S2) {it['server_wait_ns'] * 1e-6:.2f} ms",
+            fontsize=7, color="tab:red")
+    ax.set_yticks(list(lanes.values()), list(lanes))
+    ax.set_ylim(-1.1, 2.8)
+    ax.set_xlabel("virtual ms after the herald (modelled time)")
+    ax.set_title("one client/server iteration (median wait)", fontsize=10)
 
 
 def plot_lgt(summ: dict, path: str | Path) -> Path:

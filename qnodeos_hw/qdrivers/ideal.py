@@ -325,19 +325,23 @@ class IdealLink:
             return Response(ResponseKind.ENT_SUCCESS, out_me, bell), t
 
 
-    def progress(self, node: str, t_ns: int) -> None:
-        """``node``'s clock reached ``t_ns``: its partners stop waiting for its windows
-        of bins that ended by then (:meth:`WindowRendezvous.passed`)."""
-        with self._cv:
-            self._clock_of[node] = max(t_ns, self._clock_of.get(node, 0))
-            rvs = [rv for key, (rv, _) in self._rv.items() if node in key]
+    def progress(self, node: str, t_ns: int, peer: str | None = None) -> None:
+        """``node``'s clock reached ``t_ns`` (with ``peer``: it attempts nothing with that
+        peer before ``t_ns``): partners stop waiting for its windows of bins that ended by
+        then (:meth:`WindowRendezvous.passed`)."""
+        if self.bin_ns is None:
+            return
+        if peer is not None:
+            rvs = [self._rendezvous(frozenset((node, peer)))[0]]
+        else:
+            with self._cv:
+                self._clock_of[node] = max(t_ns, self._clock_of.get(node, 0))
+                rvs = [rv for key, (rv, _) in self._rv.items() if node in key]
         for rv in rvs:
             rv.passed(node, t_ns)
 
-    def _herald_by_bin(self, node: str, qubit: int, mode: EntangleMode, peer: str,
-                       now_ns: int, attempt_ns: int, attempts: int) -> tuple[Response, int]:
+    def _rendezvous(self, key: frozenset) -> tuple[WindowRendezvous, np.random.Generator]:
         with self._cv:
-            key = frozenset((node, peer))
             if key not in self._rv:
                 # one random stream per link (seeded by its nodes' names), so links
                 # resolving on different threads do not reorder each other's draws
@@ -349,7 +353,11 @@ class IdealLink:
                     if n in self._clock_of:
                         rv.passed(n, self._clock_of[n])
                 self._rv[key] = (rv, rng)
-            rv, rng = self._rv[key]
+            return self._rv[key]
+
+    def _herald_by_bin(self, node: str, qubit: int, mode: EntangleMode, peer: str,
+                       now_ns: int, attempt_ns: int, attempts: int) -> tuple[Response, int]:
+        rv, rng = self._rendezvous(frozenset((node, peer)))
 
         bin_end = (now_ns // self.bin_ns + 1) * self.bin_ns
 

@@ -215,7 +215,8 @@ class NetworkStack:
     def __init__(self, node: str, driver: Any, qmmu: QMMU, board: RequestBoard,
                  node_ids: dict[str, int], schedule: TDMASchedule,
                  record: Callable[..., None], rng: Any,
-                 send: Callable[[str, dict], int] | None = None) -> None:
+                 send: Callable[[str, dict], int] | None = None,
+                 skip: Callable[[str, int], None] | None = None) -> None:
         self.node, self.driver, self.qmmu, self.board = node, driver, qmmu, board
         self.node_ids = node_ids
         self.names = {v: k for k, v in node_ids.items()}
@@ -223,6 +224,7 @@ class NetworkStack:
         self.record = record
         self.rng = rng
         self._send = send
+        self._skip = skip
         self._next_rid = 1
         self._create: dict[int, _CreateTask] = {}  # rid -> task
         self._done: dict[int, int] = {}  # rid -> pairs completed on this side
@@ -410,23 +412,20 @@ class NetworkStack:
         self._finish(r)
 
     def poll(self) -> list[int]:
-        """Kernel work that needs no time bin: reserve a communication qubit and tell the
-        peer (ready) for the head request of each link; give a reservation up when an
-        earlier request of the link appeared; abandon cancelled requests not yet paired."""
+        """Kernel work that needs no time bin: tell the peer (ready) that this end takes
+        part in the head request of each link; withdraw that when an earlier request of
+        the link appeared; abandon cancelled requests not yet paired. (The communication
+        qubit is taken only for the attempt window itself, when its bin starts: between
+        windows other processes may use it -- multitasking.)"""
         woken: list[int] = []
         heads = {r.other(self.node): r for r in self.board.heads()}
-        # reservations held for requests that are no longer their link's head
-        for rid, phys in list(self._reserved.items()):
-            r = self.board.get(rid)
-            if r is None:
-                continue
-            pair = self._done.get(rid, 0)
-            if heads.get(r.other(self.node)) is not r and not r.both_ready(pair):
-                del self._reserved[rid]
-                self._release(phys)
+        for r in self.board.pending():
+            pair = self._done.get(r.rid, 0)
+            if (self.node, pair) in r.ready and heads.get(r.other(self.node)) is not r \
+                    and not r.both_ready(pair):
                 r.ready.pop((self.node, pair), None)
-                self._tell(r.other(self.node), {"t": "unready", "rid": rid, "pair": pair})
-                self.record("entanglement_unready", None, rid=rid, pair=pair)
+                self._tell(r.other(self.node), {"t": "unready", "rid": r.rid, "pair": pair})
+                self.record("entanglement_unready", None, rid=r.rid, pair=pair)
         for peer, r in heads.items():
             pair = self._done.get(r.rid, 0)
             if r.cancelled and not r.both_ready(pair):
@@ -434,11 +433,6 @@ class NetworkStack:
                 continue
             if (self.node, pair) in r.ready or not self._my_socket_ok(r):
                 continue
-            if r.rid not in self._reserved:
-                try:
-                    self._reserved[r.rid] = self.qmmu.reserve_comm()
-                except QubitAllocationError:
-                    continue
             r.ready[(self.node, pair)] = self._tell(peer, {"t": "ready", "rid": r.rid, "pair": pair})
         return woken
 
@@ -447,7 +441,7 @@ class NetworkStack:
         best = None
         for r in self.board.heads():
             pair = self._done.get(r.rid, 0)
-            if not r.both_ready(pair) or r.rid not in self._reserved:
+            if not r.both_ready(pair):
                 continue
             key = (r.rid, pair)
             t = self._attempt_at.get(key)
@@ -473,17 +467,32 @@ class NetworkStack:
         for r in self.board.heads():
             pair = self._done.get(r.rid, 0)
             t = self._attempt_at.get((r.rid, pair))
-            if t is None or t > now or not r.both_ready(pair) or r.rid not in self._reserved:
+            if t is None or t > now or not r.both_ready(pair):
                 continue
             peer = r.other(self.node)
             b_now = self.schedule.bin_of(now)
             if not self.schedule.link_active(b_now, self.node, peer):
                 # late (the device was busy) into a bin of another link: the next own bin
-                self._attempt_at[(r.rid, pair)] = self.schedule.next_bin_start(now, self.node, peer)
+                nxt = self.schedule.next_bin_start(now, self.node, peer)
+                self._attempt_at[(r.rid, pair)] = nxt
+                if self._skip is not None:
+                    self._skip(peer, nxt)
                 continue
             if until_ns is not None and b_now * self.schedule.bin_ns >= until_ns:
                 self._attempt_at[(r.rid, pair)] = b_now * self.schedule.bin_ns
                 continue
+            if r.rid not in self._reserved:
+                try:
+                    self._reserved[r.rid] = self.qmmu.reserve_comm()
+                except QubitAllocationError:  # every communication qubit is in use: let the
+                    nxt = self.schedule.next_bin_start(                              # bin pass
+                        (b_now + 1) * self.schedule.bin_ns, self.node, peer)
+                    self._attempt_at[(r.rid, pair)] = nxt
+                    if self._skip is not None:
+                        self._skip(peer, nxt)
+                    self.record("entanglement_no_qubit", None, rid=r.rid, pair=pair,
+                                pair_id=f"{r.rid}.{pair}", bin=b_now)
+                    continue
             self._attempt(r, pair, peer, woken)
         return woken + self.poll()
 
@@ -508,6 +517,8 @@ class NetworkStack:
             nxt_from = (self.schedule.bin_of(max(t0, scheduled)) + 1) * self.schedule.bin_ns
             self._attempt_at[(r.rid, pair)] = self.schedule.next_bin_start(
                 max(nxt_from, t), self.node, peer)
+            del self._reserved[r.rid]  # free between windows (others may use it)
+            self._release(phys)
             return
         del self._windows[(r.rid, pair)]
         del self._reserved[r.rid]

@@ -203,7 +203,7 @@ class QNPU:
                  board: RequestBoard | None = None, config: QNPUConfig = QNPUConfig(),
                  trace: Trace | None = None, rng: np.random.Generator | None = None,
                  clock: Any = None, peers: LocalPeerBus | None = None,
-                 coordinator: Any = None, progress: Callable[[int], None] | None = None) -> None:
+                 coordinator: Any = None, progress: Callable[..., None] | None = None) -> None:
         self.name, self.driver, self.config = name, driver, config
         #: the node clock the QNPU advances to time-bin starts (default: ``driver.clock``)
         self.clock = clock if clock is not None else getattr(driver, "clock", None)
@@ -226,7 +226,7 @@ class QNPU:
         self.net = NetworkStack(name, driver, self.qmmu, self.board, self.node_ids,
                                 self.schedule, self._record,
                                 rng if rng is not None else np.random.default_rng(),
-                                send=self._send_peer)
+                                send=self._send_peer, skip=self._skip_bin)
         self.netproc = Process(NETWORK_PID, None, NETWORK_PRIORITY)
         self.procs: dict[int, Process] = {}
         self._by_app: dict[int, Process] = {}
@@ -462,6 +462,12 @@ class QNPU:
         i = self._draws.get(key, 0)
         self._draws[key] = i + 1
         return self.config.latency.draw(segment, stream, i)
+
+    def _skip_bin(self, peer: str, until_ns: int) -> None:
+        """This node attempts nothing with ``peer`` before ``until_ns`` (it let a bin pass):
+        the heralding station need not wait for it there."""
+        if self._progress is not None:
+            self._progress(until_ns, peer)
 
     def _fifo(self, lp: str, ts: int) -> int:
         """A channel is FIFO (TCP): a message never arrives before an earlier one."""

@@ -217,7 +217,7 @@ class HeraldingStation:
                 raise slot["error"]
             return slot["result"]
 
-    def progress(self, node: str, t_ns: int) -> None:
+    def progress(self, node: str, t_ns: int, peer: str | None = None) -> None:
         """``node``'s clock reached ``t_ns`` (see :meth:`WindowRendezvous.passed`)."""
         if self.rendezvous is not None:
             self.rendezvous.passed(node, t_ns)
