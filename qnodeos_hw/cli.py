@@ -84,6 +84,16 @@ def _name_choices(sub) -> None:
     sub.metavar = "{" + ",".join(sub.choices) + "}"
 
 
+TIME_HELP = ("time base: 'modelled' (classical latencies drawn from the seeded latency model, "
+             "node clocks under the shared clock; same seed, same bytes) or 'host' (this "
+             "machine's real latencies count in virtual time); default: the configuration's, "
+             "else modelled")
+
+
+def _time_arg(p) -> None:
+    p.add_argument("--time", choices=["modelled", "host"], default=None, help=TIME_HELP)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="qnodeos-hw", description=__doc__.splitlines()[0],
                                 formatter_class=_Formatter, parents=[_common(defaults=True)])
@@ -94,11 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     dsub = demo.add_subparsers(dest="action", required=True)
     m = dsub.add_parser("main", help="the main job (what ./run demo runs)")
     m.add_argument("--out", default="out/demo", help="output folder")
+    _time_arg(m)
     t = dsub.add_parser("ticks", help="physical instructions through the tick link")
     t.add_argument("--platform", choices=["nv", "ion"], default="nv", help="simulated QDevice")
     t.add_argument("--seed", type=int, default=1, help="random seed of the physics")
     d = dsub.add_parser("dqc", help="delegated quantum computation (client/server)")
     d.add_argument("--k", type=int, default=1200, help="circuits per (alpha, theta) setting")
+    _time_arg(d)
     d.add_argument("--out", default="out/dqc", help="output folder (JSON, PNG, dataset)")
     d.add_argument("--db", default=None, help="QCoDeS database file (default: OUT/dqc.db)")
     d.add_argument("--seed", type=int, default=1, help="random seed")
@@ -108,11 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="latency filter: keep circuits whose server qubit waited at most this long")
     lg = dsub.add_parser("lgt", help="local gate tomography")
     lg.add_argument("--k", type=int, default=1000, help="shots per basis")
+    _time_arg(lg)
     lg.add_argument("--out", default="out/lgt", help="output folder (JSON, PNG, dataset)")
     lg.add_argument("--db", default=None, help="QCoDeS database file (default: OUT/lgt.db)")
     lg.add_argument("--seed", type=int, default=1, help="random seed")
     mt = dsub.add_parser("multitask", help="N DQC + N LGT programs, multitasking on/off")
     mt.add_argument("--n", default="1..5", help="N or a range such as 1..5")
+    _time_arg(mt)
     mt.add_argument("--out", default="out/multitask", help="output folder (JSON, PNG, dataset)")
     mt.add_argument("--db", default=None, help="QCoDeS database file (default: OUT/multitask.db)")
     mt.add_argument("--seed", type=int, default=1, help="random seed")
@@ -142,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="network/station YAML (default: two ideal nodes)")
     r.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
     r.add_argument("--trace", default=None, help="write the event trace as JSON lines")
+    _time_arg(r)
     r.set_defaults(action="")
 
     cal = sub.add_parser("calibrate", help="calibration sequences on the station")

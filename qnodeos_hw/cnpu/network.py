@@ -13,7 +13,6 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import random
 import socket
 import sys
 import zlib
@@ -35,7 +34,7 @@ from ..timebase import ClockServer, LatencyModel, TimeCoordinator, load_latency_
 from .directory import NetworkDirectory, NodeEntry
 from .timing import CNPUClocks, program_lp
 from .runtime import (AppDir, ProgramOutcome, external_names, load_app_dir, make_external_module,
-                      run_programs)
+                      program_random, run_programs)
 from .socket import ClassicalHub
 
 QDriverFactory = Callable[[str, VirtualClock], Any]
@@ -162,7 +161,7 @@ class SimulatedNetwork:
         self.coordinator: TimeCoordinator | None = None
         self.clock_server: ClockServer | None = None
         self.clocks: CNPUClocks | None = None
-        time_info: dict = {"mode": settings.time_mode}
+        time_info: dict = {"mode": settings.time_mode, "seed": settings.seed}
         if self.modelled:
             self.latency = (settings.latency if settings.latency is not None
                             else load_latency_model(seed=settings.seed or 0))
@@ -410,7 +409,6 @@ def _run(load: Callable[[], AppDir], roles_list: list[str], roles_cfg: dict[str,
          inputs: dict[str, dict] | None, timeout_s: float) -> RunResult:
     settings = settings or NetworkSettings()
     if settings.seed is not None:
-        random.seed(settings.seed)  # the example apps draw from the global `random`
         np.random.seed(settings.seed % 2**32)
     factory = factory or IdealNetworkFactory(seed=settings.seed)
     node_names = sorted({roles_cfg.get(r, r) for r in roles_list})
@@ -420,8 +418,10 @@ def _run(load: Callable[[], AppDir], roles_list: list[str], roles_cfg: dict[str,
     # neither, so present ourselves as netqasm's "debug" runtime while the apps run.
     old_sim = os.environ.get(SIMULATOR_ENV)
     os.environ[SIMULATOR_ENV] = Simulator.DEBUG.value
+    # the example apps draw from the global `random`: one stream per program
+    rnd = program_random(settings.seed) if settings.seed is not None else None
     try:
-        with net, external_names(net.external_module(timeout_s)):
+        with net, external_names(net.external_module(timeout_s)), (rnd or _nullcontext()) as rng:
             try:
                 app = load()
             except BaseException:
@@ -430,13 +430,21 @@ def _run(load: Callable[[], AppDir], roles_list: list[str], roles_cfg: dict[str,
                 raise
             for r in set(roles_list) - set(app.programs):
                 net.program_gone(r)
-            outcomes = run_programs(app, inputs, timeout_s, clocks=net.clocks)
+            outcomes = run_programs(app, inputs, timeout_s, clocks=net.clocks, rng=rng)
     finally:
         if old_sim is None:
             os.environ.pop(SIMULATOR_ENV, None)
         else:
             os.environ[SIMULATOR_ENV] = old_sim
     return RunResult(outcomes, net.trace, net)
+
+
+class _nullcontext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
 
 
 def _free_port(host: str) -> int:
@@ -454,12 +462,18 @@ def _factory_from_station(path: str | None, seed: int | None) -> tuple[QDriverFa
       simulated NV stations (physics -> instruments -> NVQDriver);
     * ``qdriver_factory: "module:callable"``: any factory, called with ``seed`` and the
       mapping under ``factory_args``;
-    * ``bin_ns``: the TDMA time bin (ns)."""
+    * ``bin_ns``: the TDMA time bin (ns);
+    * ``time_mode``: ``modelled`` (default) or ``host``; ``latency_file``: the latency
+      model of modelled time (default: the shipped one)."""
     cfg: dict = {}
     if path:
         with open(path, encoding="utf-8") as fp:
             cfg = yaml.safe_load(fp) or {}
-    net_cfg = {"bin_ns": int(cfg.get("bin_ns", 10_000_000))}
+    net_cfg = {"bin_ns": int(cfg.get("bin_ns", 10_000_000)),
+               "time_mode": cfg.pop("time_mode", None), "latency_file": cfg.pop("latency_file", None)}
+    if net_cfg["time_mode"] not in (None,) + TIME_MODES:
+        raise KeyError(f"station file {path}: time_mode must be one of {TIME_MODES}, "
+                       f"got {net_cfg['time_mode']!r}")
     target = cfg.get("qdriver_factory")
     if target:
         mod, fn = target.split(":")
@@ -488,7 +502,11 @@ def _factory_from_station(path: str | None, seed: int | None) -> tuple[QDriverFa
 def run_cli(args: Any) -> int:
     """``qnodeos-hw run APP_DIR [--station FILE] [--seed N] [--trace FILE]``."""
     factory, net_cfg = _factory_from_station(args.station, args.seed)
-    settings = NetworkSettings(bin_ns=net_cfg["bin_ns"], seed=args.seed)
+    mode = getattr(args, "time", None) or net_cfg["time_mode"] or "modelled"
+    latency = (load_latency_model(net_cfg["latency_file"], seed=args.seed or 0)
+               if net_cfg["latency_file"] else None)
+    settings = NetworkSettings(bin_ns=net_cfg["bin_ns"], seed=args.seed, time_mode=mode,
+                               latency=latency)
     res = run_app_dir(args.app_dir, factory, settings)
     for role, o in sorted(res.outcomes.items()):
         if o.error:

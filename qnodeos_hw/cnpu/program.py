@@ -28,7 +28,8 @@ import sys
 from typing import Any
 
 from .directory import NetworkDirectory
-from .runtime import AppDir, external_names, load_app_dir, make_external_module, run_programs
+from .runtime import (AppDir, external_names, load_app_dir, make_external_module, program_random,
+                      run_programs)
 from .socket import ClassicalHub
 
 
@@ -104,13 +105,16 @@ def main(argv: list[str] | None = None) -> int:
         os.environ[SIMULATOR_ENV] = Simulator.DEBUG.value
         with external_names(make_external_module(directory, {node.name: hub}, args.timeout,
                                                  trace, clocks)):
+            seed = directory.time.get("seed")
+            rnd = program_random(seed) if seed is not None else None
+            rng = rnd.__enter__() if rnd is not None else None
             app, inputs = _load(args)
             import gc
             gc.freeze()
             sys.setswitchinterval(0.0005)
             if args.nice:
                 os.nice(args.nice)
-            outs = run_programs(app, inputs, args.timeout, clocks=clocks)
+            outs = run_programs(app, inputs, args.timeout, clocks=clocks, rng=rng)
     finally:
         hub.close()
         if clock_client is not None:

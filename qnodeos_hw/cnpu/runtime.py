@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import random
 import sys
 import tempfile
 import threading
@@ -24,6 +25,63 @@ from .socket import ClassicalHub, ClassicalSocket, broadcast_channel_class
 from .timing import CNPUClocks
 
 EXTERNAL = "netqasm.sdk.external"
+
+
+class _ProgramRandom(random.Random):
+    """``random``'s module functions, drawing from the calling program's own stream
+    (seeded by the run's seed and the program's role): netqasm's example apps draw from
+    the global ``random`` in several program threads at once, which would make their
+    results depend on how the threads interleave. Threads that are not programs share
+    one stream seeded by the run's seed."""
+
+    def __init__(self, seed: int) -> None:
+        self._base = int(seed)
+        self._local = threading.local()
+        self._shared = random.Random(self._base)
+        super().__init__(self._base)
+
+    def bind(self, role: str) -> None:
+        """The calling thread is the program of ``role``."""
+        self._local.rng = random.Random(f"{self._base}|{role}")
+
+    def _rng(self) -> random.Random:
+        return getattr(self._local, "rng", None) or self._shared
+
+    def random(self) -> float:  # type: ignore[override]
+        return self._rng().random()
+
+    def getrandbits(self, k: int) -> int:  # type: ignore[override]
+        return self._rng().getrandbits(k)
+
+    def seed(self, a: Any = None, version: int = 2) -> None:  # type: ignore[override]
+        if getattr(self, "_local", None) is None:  # Random.__init__
+            return super().seed(a, version)
+        self._rng().seed(a, version)
+
+
+_RANDOM_NAMES = ("random", "uniform", "triangular", "randint", "choice", "randrange", "sample",
+                 "shuffle", "choices", "normalvariate", "lognormvariate", "expovariate",
+                 "vonmisesvariate", "gammavariate", "gauss", "betavariate", "paretovariate",
+                 "weibullvariate", "getrandbits", "randbytes", "seed")
+
+
+class program_random:
+    """Context manager: ``random``'s module functions draw per program (see
+    :class:`_ProgramRandom`) inside; restored on exit. ``rng.bind(role)`` from a program's
+    thread selects its stream."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = _ProgramRandom(seed)
+
+    def __enter__(self) -> "_ProgramRandom":
+        self._old = {n: getattr(random, n) for n in _RANDOM_NAMES if hasattr(random, n)}
+        for n in self._old:
+            setattr(random, n, getattr(self.rng, n))
+        return self.rng
+
+    def __exit__(self, *exc: Any) -> None:
+        for n, f in self._old.items():
+            setattr(random, n, f)
 
 
 def make_external_module(directory: NetworkDirectory, hubs: dict[str, ClassicalHub],
@@ -142,7 +200,8 @@ class ProgramOutcome:
 
 def run_programs(app: AppDir, inputs: dict[str, dict] | None = None,
                  timeout_s: float = 300.0, log_dir: str | None = None,
-                 clocks: CNPUClocks | None = None) -> dict[str, ProgramOutcome]:
+                 clocks: CNPUClocks | None = None,
+                 rng: "_ProgramRandom | None" = None) -> dict[str, ProgramOutcome]:
     """Run every program's ``main(app_config=..., **inputs)`` in its own thread; the apps'
     own log files go to ``log_dir`` (default: a new temporary directory). ``clocks``
     (modelled time): each program's clock is told when it ends."""
@@ -160,6 +219,8 @@ def run_programs(app: AppDir, inputs: dict[str, dict] | None = None,
         def target(role: str = role, main: Callable = main, cfg: AppConfig = cfg,
                    kwargs: dict = kwargs) -> None:
             try:
+                if rng is not None:
+                    rng.bind(role)
                 out[role].result = main(app_config=cfg, **kwargs)
             except BaseException as exc:  # reported per program
                 out[role].error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"

@@ -254,8 +254,9 @@ def run_dqc(cfg: DQCConfig = DQCConfig(), settings=SETTINGS, workers: int = 1,
     from tqdm import tqdm
 
     jobs = [(a, t, cfg, cfg.seed * 1000 + i) for i, (a, t) in enumerate(settings)]
+    from ..logs import progress_enabled
     bar = tqdm(total=len(jobs), desc=f"DQC settings (k={cfg.k})", unit="setting",
-               disable=not progress)
+               disable=not (progress and progress_enabled()))
     recs: list[dict] = []
     if workers > 1:
         import multiprocessing as mp

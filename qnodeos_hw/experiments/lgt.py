@@ -24,6 +24,8 @@ class LGTConfig:
 
     k: int = 1000
     seed: int = 1
+    #: 'modelled' (default) or 'host' (see :mod:`.dqc`)
+    time_mode: str = "modelled"
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -59,10 +61,13 @@ def run_lgt(cfg: LGTConfig = LGTConfig(), progress: bool = True) -> dict[str, An
     from .dqc import nv_network_settings
 
     blocks = lgt_blocks(cfg.k, np.random.default_rng(cfg.seed))
-    bar = tqdm(total=1, desc=f"LGT ({len(blocks)} subroutines)", disable=not progress)
+    from ..logs import progress_enabled
+    bar = tqdm(total=1, desc=f"LGT ({len(blocks)} subroutines)",
+               disable=not (progress and progress_enabled()))
     t0 = time.perf_counter()
     res = run_mains({"lgt": f"{APPS}.lgt:main"}, NVNetworkFactory(seed=cfg.seed, num_qubits=1),
-                    nv_network_settings(10_000_000, cfg.seed, 0.0, True),
+                    nv_network_settings(10_000_000, cfg.seed, 0.0 if cfg.time_mode == "modelled"
+                                        else 1.0, True, cfg.time_mode),
                     roles={"lgt": "client"}, inputs={"lgt": {"blocks": blocks}})
     wall = time.perf_counter() - t0
     bar.update()
@@ -120,7 +125,8 @@ def format_table(summ: dict) -> str:
 
 
 def run_cli(args) -> int:
-    res = run_lgt(LGTConfig(k=args.k, seed=args.seed))
+    res = run_lgt(LGTConfig(k=args.k, seed=args.seed,
+                            time_mode=getattr(args, "time", None) or "modelled"))
     files = save(args.out, res, db=getattr(args, "db", None))
     print(format_table(res))
     print(f"files: {files['json']}  {files['png']}  {files['db']} (run {files['run_id']})")

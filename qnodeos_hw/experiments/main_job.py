@@ -20,17 +20,18 @@ def run(args) -> int:
     from . import dqc, lgt, multitask
 
     out = Path(getattr(args, "out", "out/demo"))
+    mode = getattr(args, "time", None) or "modelled"
     t0 = time.perf_counter()
     print(f"== DQC: 6 (alpha, theta) settings x k={DQC_K} circuits, two simulated NV nodes")
-    cfg = dqc.DQCConfig(k=DQC_K, seed=1)
+    cfg = dqc.DQCConfig(k=DQC_K, seed=1, time_mode=mode)
     recs, analyses = dqc.run_dqc(cfg, workers=1)  # CNPUs are processes already: 3 per setting
     summ = dqc.summary(cfg, analyses, time.perf_counter() - t0)
     f_dqc = dqc.save(out / "dqc", cfg, recs, summ)
     print(f"== LGT: six cardinal states x 3 bases x k={LGT_K}")
-    res_lgt = lgt.run_lgt(lgt.LGTConfig(k=LGT_K, seed=1))
+    res_lgt = lgt.run_lgt(lgt.LGTConfig(k=LGT_K, seed=1, time_mode=mode))
     f_lgt = lgt.save(out / "lgt", res_lgt)
     print(f"== multitasking: N = {MULTITASK_N}, on and off")
-    mt = multitask.run_multitask(MULTITASK_N, multitask.MultitaskConfig(seed=1))
+    mt = multitask.run_multitask(MULTITASK_N, multitask.MultitaskConfig(seed=1, time_mode=mode))
     f_mt = multitask.save(out / "multitask", mt)
     wall = time.perf_counter() - t0
 

@@ -7,7 +7,7 @@ Client-QDevice utilisation ``T_util = 1 - T_idle / T_total`` with entanglement a
 windows excluded from T_total: busy = virtual time inside quantum instructions,
 T_total = the client's virtual span of the run(s) minus the attempt windows. Also:
 LGT fidelities and how many LGT blocks (subroutines) run between consecutive DQC-client
-blocks. Latency model and process layout as in :mod:`.dqc` (``idle_wall_scale = 1``;
+blocks. Time modes and process layout as in :mod:`.dqc` (``time_mode``, default modelled;
 ``cnpu_processes``: each node's CNPU is its own OS process running that node's programs as
 threads, as on the paper's CNPU).
 """
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .dqc import SETTINGS, bases_for, nv_network_settings, readout_fidelity, realtime_host
+from .dqc import SETTINGS, bases_for, host_tuning, nv_network_settings, readout_fidelity
 from .lgt import analyse_lgt, lgt_blocks
 from .tomography import fidelity, target_bloch_dqc
 
@@ -39,6 +39,8 @@ class MultitaskConfig:
     seed: int = 1
     idle_wall_scale: float = 1.0
     cnpu_processes: bool = True
+    #: 'modelled' (default) or 'host' (see :mod:`.dqc`)
+    time_mode: str = "modelled"
 
 
 def programs(n: int, cfg: MultitaskConfig, seed: int) -> tuple[dict, dict, dict]:
@@ -62,9 +64,9 @@ def programs(n: int, cfg: MultitaskConfig, seed: int) -> tuple[dict, dict, dict]
 def _run(mains: dict, roles: dict, inputs: dict, cfg: MultitaskConfig, seed: int):
     from ..cnpu.network import NVNetworkFactory, run_mains, run_mains_in_processes
     run = run_mains_in_processes if cfg.cnpu_processes else run_mains
-    with realtime_host():
+    with host_tuning(cfg.time_mode):
         res = run(mains, NVNetworkFactory(seed=seed, num_qubits=1),
-                  nv_network_settings(10_000_000, seed, cfg.idle_wall_scale, True),
+                  nv_network_settings(10_000_000, seed, cfg.idle_wall_scale, True, cfg.time_mode),
                   roles=roles, inputs=inputs)
     if not res.ok:
         raise RuntimeError(f"multitask run failed: "
@@ -155,10 +157,14 @@ def run_multitask(ns: list[int], cfg: MultitaskConfig = MultitaskConfig(), progr
     from tqdm import tqdm
     rows = []
     jobs = [(n, on) for n in ns for on in (True, False)]
-    for n, on in tqdm(jobs, desc="multitask (N, on/off)", disable=not progress):
+    from ..logs import progress_enabled
+    for n, on in tqdm(jobs, desc="multitask (N, on/off)",
+                      disable=not (progress and progress_enabled())):
         rows.append(run_n(n, cfg, on, cfg.seed * 100 + n))
     return {"experiment": "multitask", "dqc_reps": cfg.dqc_reps, "lgt_blocks": cfg.lgt_k * 18,
-            "idle_wall_scale": cfg.idle_wall_scale, "runs": rows}
+            "time_mode": cfg.time_mode,
+            "idle_wall_scale": cfg.idle_wall_scale if cfg.time_mode == "host" else None,
+            "runs": rows}
 
 
 def parse_n(text: str) -> list[int]:
@@ -207,7 +213,8 @@ def format_table(summ: dict) -> str:
 
 
 def run_cli(args) -> int:
-    summ = run_multitask(parse_n(args.n), MultitaskConfig(seed=args.seed))
+    summ = run_multitask(parse_n(args.n), MultitaskConfig(
+        seed=args.seed, time_mode=getattr(args, "time", None) or "modelled"))
     files = save(args.out, summ, db=getattr(args, "db", None))
     print(format_table(summ))
     print(f"files: {files['json']}  {files['png']}  {files['db']} (run {files['run_id']})")
