@@ -10,6 +10,7 @@ flavour to compile for. :class:`IdealNetworkFactory` is the built-in one.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -421,7 +422,7 @@ def _run(load: Callable[[], AppDir], roles_list: list[str], roles_cfg: dict[str,
     # the example apps draw from the global `random`: one stream per program
     rnd = program_random(settings.seed) if settings.seed is not None else None
     try:
-        with net, external_names(net.external_module(timeout_s)), (rnd or _nullcontext()) as rng:
+        with net, external_names(net.external_module(timeout_s)), (rnd or contextlib.nullcontext()) as rng:
             try:
                 app = load()
             except BaseException:
@@ -437,14 +438,6 @@ def _run(load: Callable[[], AppDir], roles_list: list[str], roles_cfg: dict[str,
         else:
             os.environ[SIMULATOR_ENV] = old_sim
     return RunResult(outcomes, net.trace, net)
-
-
-class _nullcontext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
 
 
 def _free_port(host: str) -> int:

@@ -43,6 +43,7 @@ readout error (contrast 0.925) and the server's DD memory (T_coh = 13 ms) give a
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import math
@@ -93,17 +94,9 @@ class DQCConfig:
             raise ValueError(f"time mode must be 'modelled' or 'host', got {self.time_mode!r}")
 
 
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
-
-
 def host_tuning(time_mode: str):
     """:class:`realtime_host` in host time (wall latencies count), nothing in modelled time."""
-    return realtime_host() if time_mode == "host" else _nothing()
+    return realtime_host() if time_mode == "host" else contextlib.nullcontext()
 
 
 class realtime_host:

@@ -97,7 +97,13 @@ def _timeline(ax, recs: list[dict]) -> None:
         return
     it = sorted(its, key=lambda d: d["server_wait_ns"])[len(its) // 2]
     if "segments_ms" in it:  # modelled time: the chain's own segments, in virtual time
-        _timeline_modelled(ax, it)
+        from .latency import MODELLED_SEGMENTS
+        steps = [(*_MODELLED_LANES[name][:1], text.split(":")[0], it["segments_ms"][name],
+                  _MODELLED_LANES[name][1]) for name, text in MODELLED_SEGMENTS]
+        _draw_lanes(ax, steps, it, kept_ms=sum(st[2] for st in steps),
+                    kept="herald -> S2", approx="",
+                    xlabel="virtual ms after the herald (modelled time)",
+                    title="one client/server iteration (median wait)")
         return
     qd = it["qdevice_ms"] / 2
     half_q, half_c = it["qnpu_ms"] / 2, it["cnpu_ms"] / 2
@@ -108,22 +114,12 @@ def _timeline(ax, recs: list[dict]) -> None:
              ("server", "CNPU: build S2, flush", half_c, "cnpu_ms"),
              ("server", "CNPU -> QNPU", half_q, "qnpu_ms"),
              ("server", "QDevice: S2 Rz(delta) H meas", qd, "qdevice_ms")]
-    lanes = {"client": 2, "network": 1, "server": 0}
-    t = 0.0
-    for i, (lane, text, dur, seg) in enumerate(steps):
-        ax.barh(lanes[lane], dur, left=t, color=_SEG_COLOURS[seg], edgecolor="k", lw=0.5)
-        dy = 0.3 if lane == "network" else (0.45 if i % 2 == 0 else -0.55)
-        ax.text(t + dur / 2, lanes[lane] + dy, text, ha="center", fontsize=6)
-        t += dur
-    ax.barh(0, t - qd, left=0, color="none", edgecolor="tab:red", lw=1.2, ls="--")
-    ax.text(0, -0.95, f"server qubit kept under DD (EPR -> S2) ~ {it['server_wait_ns'] * 1e-6:.2f} ms",
-            fontsize=7, color="tab:red")
-    ax.set_yticks(list(lanes.values()), list(lanes))
-    ax.set_ylim(-1.1, 2.8)
-    ax.set_xlabel("ms (sequential, not to scale between lanes)")
-    ax.set_title("timeline of one client/server iteration", fontsize=10)
+    _draw_lanes(ax, steps, it, kept_ms=sum(st[2] for st in steps) - qd, kept="EPR -> S2",
+                approx="~ ", xlabel="ms (sequential, not to scale between lanes)",
+                title="timeline of one client/server iteration")
 
 
+#: modelled segment -> (lane, colour key)
 _MODELLED_LANES = {"qdevice_c1": ("client", "qdevice_ms"), "qnpu_to_cnpu_c1": ("client", "qnpu_ms"),
                    "cnpu_client_delta": ("client", "cnpu_ms"),
                    "classical_delta": ("network", "classical_ms"),
@@ -131,24 +127,24 @@ _MODELLED_LANES = {"qdevice_c1": ("client", "qdevice_ms"), "qnpu_to_cnpu_c1": ("
                    "qnpu_s2": ("server", "qnpu_ms")}
 
 
-def _timeline_modelled(ax, it: dict) -> None:
-    from .latency import MODELLED_SEGMENTS
+def _draw_lanes(ax, steps: list, it: dict, kept_ms: float, kept: str, approx: str,
+                xlabel: str, title: str) -> None:
+    """``steps`` (lane, text, ms, colour key) one after another on client/network/server
+    lanes, and the span the server's qubit is kept."""
     lanes = {"client": 2, "network": 1, "server": 0}
     t = 0.0
-    for i, (name, text) in enumerate(MODELLED_SEGMENTS):
-        lane, colour = _MODELLED_LANES[name]
-        dur = it["segments_ms"][name]
-        ax.barh(lanes[lane], dur, left=t, color=_SEG_COLOURS[colour], edgecolor="k", lw=0.5)
+    for i, (lane, text, dur, seg) in enumerate(steps):
+        ax.barh(lanes[lane], dur, left=t, color=_SEG_COLOURS[seg], edgecolor="k", lw=0.5)
         dy = 0.3 if lane == "network" else (0.45 if i % 2 == 0 else -0.55)
-        ax.text(t + dur / 2, lanes[lane] + dy, text.split(":")[0], ha="center", fontsize=6)
+        ax.text(t + dur / 2, lanes[lane] + dy, text, ha="center", fontsize=6)
         t += dur
-    ax.barh(0, t, left=0, color="none", edgecolor="tab:red", lw=1.2, ls="--")
-    ax.text(0, -0.95, f"server qubit kept under DD (herald -> S2) {it['server_wait_ns'] * 1e-6:.2f} ms",
-            fontsize=7, color="tab:red")
+    ax.barh(0, kept_ms, left=0, color="none", edgecolor="tab:red", lw=1.2, ls="--")
+    ax.text(0, -0.95, f"server qubit kept under DD ({kept}) {approx}"
+            f"{it['server_wait_ns'] * 1e-6:.2f} ms", fontsize=7, color="tab:red")
     ax.set_yticks(list(lanes.values()), list(lanes))
     ax.set_ylim(-1.1, 2.8)
-    ax.set_xlabel("virtual ms after the herald (modelled time)")
-    ax.set_title("one client/server iteration (median wait)", fontsize=10)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title, fontsize=10)
 
 
 def plot_lgt(summ: dict, path: str | Path) -> Path:

@@ -108,14 +108,13 @@ class QNPUConfig:
 
 
 class _Conn:
-    __slots__ = ("cid", "send", "close", "n_msgs", "pids", "lp", "bye", "n_out")
+    __slots__ = ("cid", "send", "close", "n_msgs", "pids", "lp", "bye")
 
     def __init__(self, cid: int, send: Callable[[bytes], None],
                  close: Callable[[], None] | None) -> None:
         self.cid, self.send, self.close, self.n_msgs, self.pids = cid, send, close, 0, []
         self.lp: str | None = None  # modelled time: the program's logical process
         self.bye = False
-        self.n_out = 0
 
 
 class _RunContext:
@@ -250,7 +249,6 @@ class QNPU:
         self._burst: dict[str, tuple[int, int]] = {}
         self._last_report: tuple | None = None
         self._report_seq = 0
-        self._n_sub = 0
         self._rec_seq = 0
         if peers is not None:
             peers.register(name, lambda src, msg: self._inbox.put(("peer", src, msg)))
@@ -784,7 +782,6 @@ class QNPU:
             proc.current_sub = compiled
             proc.returns = []
             if self.modelled:  # the QNPU's own processing of the subroutine's instructions
-                self._n_sub += 1
                 dt = len(compiled.instructions) * self._draw("qnpu_instruction", self.name)
                 self._advance_to(self.driver.now_ns() + dt)
                 self._record("subroutine_started", proc.pid, msg_id=msg_id,

@@ -5,9 +5,7 @@ messages are plain JSON-able data, so they cross process and host boundaries unc
 """
 
 from .latency import LatencyModel, LatencyModelError, Segment, load_latency_model
-from .sync import (ClockClient, ClockServer, ProgramClock, TimeCoordinator, TimeSyncError,
-                   channel)
+from .sync import (ClockClient, ClockServer, ProgramClock, TimeCoordinator, TimeSyncError)
 
 __all__ = ["LatencyModel", "LatencyModelError", "Segment", "load_latency_model",
-           "ClockClient", "ClockServer", "ProgramClock", "TimeCoordinator", "TimeSyncError",
-           "channel"]
+           "ClockClient", "ClockServer", "ProgramClock", "TimeCoordinator", "TimeSyncError"]

@@ -48,10 +48,6 @@ class TimeSyncError(RuntimeError):
     """The synchronisation protocol was violated (names the LP and what it did)."""
 
 
-def channel(src_lp: str, dst_lp: str) -> tuple[str, str]:
-    return (src_lp, dst_lp)
-
-
 class _LPState:
     __slots__ = ("kind", "reported", "seq", "next_ns", "sent", "recv", "round", "done", "gone")
 
