@@ -130,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     mt.add_argument("--out", default="out/multitask", help="output folder (JSON, PNG, dataset)")
     mt.add_argument("--db", default=None, help="QCoDeS database file (default: OUT/multitask.db)")
     mt.add_argument("--seed", type=int, default=1, help="random seed")
+    mt.add_argument("--repeats", type=int, default=3,
+                    help="seeds per (N, on/off): error bars are the sd over them")
 
     wf = sub.add_parser("waveforms", help="NV pulse library")
     wsub = wf.add_subparsers(dest="action", required=True)

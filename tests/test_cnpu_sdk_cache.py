@@ -36,7 +36,9 @@ def checked_cache(monkeypatch):
 def test_cached_subroutines_are_netqasms_bytes(checked_cache, flavour):
     """LGT blocks (fresh result arrays each time) and DQC client/server subroutines
     (entanglement requests: set immediates carry array addresses) on ideal nodes."""
-    blocks = [(s, b) for s in ("+Z", "-Z", "+X", "-X", "+Y", "-Y") for b in "XYZ"] * 2
+    from qnodeos_hw.experiments.apps.lgt_bases import BASES6, INPUTS
+    from qnodeos_hw.experiments.lgt import STATE_OF_INPUT
+    blocks = list(INPUTS) * 3  # L1 subroutines: six bases each
     k = 5
     res = run_mains({"lgt": f"{APPS}.lgt:main", "client": f"{APPS}.dqc_client:main",
                      "server": f"{APPS}.dqc_server:main"},
@@ -47,11 +49,13 @@ def test_cached_subroutines_are_netqasms_bytes(checked_cache, flavour):
                             "client": {"alpha": 2, "theta": 1, "reps": k},
                             "server": {"bases": ["Z"] * k}})
     assert res.ok, {r: o.error for r, o in res.outcomes.items() if o.error}
-    # ideal nodes: every cardinal state measured in its own basis gives outcome 0
+    # ideal nodes: every cardinal state measured in its own basis gives outcome 0, in the
+    # opposite basis 1
     m = res.results["lgt"]["m"]
-    own = {"+Z": "Z", "+X": "X", "+Y": "Y"}
-    assert all(o == 0 for (s, b), o in zip(blocks, m) if own.get(s) == b)
-    assert all(o == 1 for (s, b), o in zip(blocks, m) if own.get("+" + s[1]) == b and s[0] == "-")
+    for blk, ms in zip(blocks, m):
+        s = STATE_OF_INPUT[blk]
+        opposite = ("-" if s[0] == "+" else "+") + s[1]
+        assert ms[BASES6.index(s)] == 0 and ms[BASES6.index(opposite)] == 1, (blk, ms)
     hits = sum(c.hits for c in checked_cache)
-    assert hits >= len(blocks) - 18  # each LGT (state, basis) shape compiled once
+    assert hits >= len(blocks) - 6  # each LGT (D, phi) shape compiled once
 

@@ -75,24 +75,31 @@ def test_dqc_dataset(tmp_path, _user_db, capsys):
 
 
 def test_lgt_and_multitask_datasets(tmp_path):
-    res = {"k": 1, "seed": 2, "subroutines": 2, "blocks": [["+X", "Y"], ["-Z", "Z"]], "m": [1, 0],
-           "states": {}}
+    res = {"k": 1, "seed": 2, "subroutines": 2, "blocks": [["Y", 1], ["X", 2]],
+           "m": [[0, 1, 0, 1, 0, 1], [1, 0, 1, 0, 1, 0]], "inputs": {}}
     db = tmp_path / "lgt.db"
     ds, conn = D.load_dataset(db, D.save_lgt(db, res))
     try:
         p = _params(ds)
-        assert p["state"].label.startswith("prepared cardinal state (0=+X, 1=-X")
+        assert p["input"].label.startswith("(D, phi) input (0=(X, 0), 1=(X, pi), 2=(Y, pi/2)")
+        assert p["basis"].label.startswith("tomography basis (0=+X, 1=-X")
+        assert p["phi"].unit == "rad"
         cols = ds.get_parameter_data()
-        assert list(cols["state"]["state"]) == [0, 5] and list(cols["basis"]["basis"]) == [1, 2]
-        assert json.loads(ds.metadata["inputs"]) == {"k": 1, "seed": 2, "subroutines": 2}
+        assert list(cols["input"]["input"]) == [2] * 6 + [1] * 6  # (Y, pi/2), (X, pi)
+        assert list(cols["basis"]["basis"]) == list(range(6)) * 2
+        assert list(cols["outcome"]["outcome"]) == [0, 1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0]
+        assert list(cols["outcome"]["subroutine"]) == [0] * 6 + [1] * 6
+        assert json.loads(ds.metadata["inputs"])["k"] == 1
         assert "node_hdawg" in ds.snapshot["station"]["instruments"]
     finally:
         conn.close()
-    summ = {"experiment": "multitask", "dqc_reps": 30, "lgt_blocks": 72, "runs": [
-        {"n": 1, "multitasking": True, "t_util": 0.08, "lgt_fidelity_corrected_mean": 0.97,
-         "lgt_blocks_between_dqc": {"mean": 2.0}, "t_total_ns": 1_000_000},
-        {"n": 1, "multitasking": False, "t_util": 0.06, "lgt_fidelity_corrected_mean": 0.96,
-         "lgt_blocks_between_dqc": {"mean": 0.0}, "t_total_ns": 2_000_000}]}
+    summ = {"experiment": "multitask", "dqc_reps": 30, "lgt_subroutines": 72, "runs": [
+        {"n": 1, "multitasking": True, "seed": 101, "t_util": 0.08,
+         "lgt_fidelity_corrected_mean": 0.97, "lgt_blocks_between_dqc": {"mean": 2.0},
+         "waiting_other_process": {"fraction": 0.5}, "t_total_ns": 1_000_000},
+        {"n": 1, "multitasking": False, "seed": 101, "t_util": 0.06,
+         "lgt_fidelity_corrected_mean": 0.96, "lgt_blocks_between_dqc": {"mean": 0.0},
+         "waiting_other_process": {"fraction": 0.0}, "t_total_ns": 2_000_000}]}
     db = tmp_path / "mt.db"
     ds, conn = D.load_dataset(db, D.save_multitask(db, summ))
     try:
@@ -102,6 +109,7 @@ def test_lgt_and_multitask_datasets(tmp_path):
         cols = ds.get_parameter_data()["t_total"]
         assert list(cols["t_total"]) == pytest.approx([1e-3, 2e-3])
         assert list(cols["multitasking"]) == [1, 0]
+        assert list(ds.get_parameter_data()["waiting_other"]["waiting_other"]) == [0.5, 0.0]
         assert json.loads(ds.metadata["inputs"])["dqc_reps"] == 30
     finally:
         conn.close()

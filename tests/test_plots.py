@@ -19,6 +19,17 @@ def f(v, s=0.02):
 
 STATES = {s: {"raw": f(0.97), "corrected": f(0.99, 0.015)}
           for s in ("+X", "-X", "+Y", "-Y", "+Z", "-Z")}
+
+
+def phys(v, lo, hi):
+    return {"fidelity": v, "sigma": (hi - lo) / 6, "three_sigma": (hi - lo) / 2,
+            "interval_1sigma": [v - (v - lo) / 3, v + (hi - v) / 3], "interval_3sigma": [lo, hi]}
+
+
+LGT = {"k": 10, "l1_duration_ms": {"mean": 2.3},
+       "inputs": {f"(X, {i})": {"state": s, "raw": phys(0.96, 0.9, 0.99),
+                                "corrected": phys(0.995, 0.95, 1.0)}
+                  for i, s in enumerate(("+X", "-X", "+Y", "-Y", "+Z", "-Z"))}}
 IT = {"server_wait_ns": 2.5e6, "qdevice_ms": 0.4, "qnpu_ms": 0.3, "cnpu_ms": 0.8,
       "classical_ms": 0.5}
 DQC = {"k": 30, "max_wait_ms": 5.0, "settings": [
@@ -26,10 +37,18 @@ DQC = {"k": 30, "max_wait_ms": 5.0, "settings": [
      "filtered_corrected": f(0.82), "server_wait_ms": {"mean": 2.5},
      "latency_ms": {"cnpu_ms": 0.8, "qnpu_ms": 0.3, "qdevice_ms": 0.4, "classical_ms": 0.5}}
     for a, t in ((0, 0), (2, 1))]}
-MT = {"runs": [{"n": n, "multitasking": on, "t_util": 0.05 + 0.01 * n + 0.02 * on,
-                "lgt_fidelity_corrected_mean": 0.97, "lgt": STATES,
-                "lgt_blocks_between_dqc": {"mean": 2.0 * on}}
-               for n in (1, 2, 3) for on in (True, False)]}
+
+
+def ms(m, sd):
+    return {"mean": m, "sd": sd}
+
+
+MT = {"repeats": 3, "summary": [
+    {"n": n, "multitasking": on, "t_util": ms(0.05 + 0.01 * n + 0.02 * on, 0.01),
+     "lgt_blocks_between_dqc": ms(2.0 * on, 0.3 * on),
+     "waiting_other_process": ms(0.5 * on, 0.05 * on),
+     **({"paper_waiting_other_process": {1: 0.56, 2: 0.81}.get(n, 0.99)} if on else {})}
+    for n in (1, 2, 3) for on in (True, False)]}
 
 
 def png_ok(path):
@@ -40,14 +59,22 @@ def png_ok(path):
 
 def test_demo_figures_render(tmp_path):
     png_ok(plots.plot_dqc(DQC, [{"iterations": [IT, IT, None]}], tmp_path / "dqc.png"))
-    png_ok(plots.plot_lgt({"k": 10, "states": STATES}, tmp_path / "lgt.png"))
+    png_ok(plots.plot_lgt(LGT, tmp_path / "lgt.png"))
     png_ok(plots.plot_multitask(MT, tmp_path / "multitask.png"))
 
 
-def test_lgt_axis_shows_error_bars_above_one():
-    fig = plots.figure_lgt({"k": 10, "states": STATES})
+def test_lgt_axis_shows_intervals_and_ends_them_at_one():
+    """Physical estimates: the error bar of the corrected fidelity is its asymmetric
+    interval, which ends at F = 1; the axis reaches the bar's top, no more is needed."""
+    fig = plots.figure_lgt(LGT)
     ax = fig.axes[0]
-    assert ax.get_ylim()[1] >= 0.99 + 3 * 0.015  # the top of the highest error bar
+    assert ax.get_ylim()[1] >= 1.0
+    from matplotlib.collections import LineCollection
+    tops = [seg[:, 1].max() for c in ax.collections if isinstance(c, LineCollection)
+            for seg in c.get_segments()]
+    assert max(tops) == pytest.approx(1.0)  # 0.995 + its interval's upper end at 1
+    assert min(seg[:, 1].min() for c in ax.collections if isinstance(c, LineCollection)
+               for seg in c.get_segments()) == pytest.approx(0.9)
 
 
 def test_multitask_integer_ticks_and_error_bars():
@@ -55,9 +82,13 @@ def test_multitask_integer_ticks_and_error_bars():
     for ax in fig.axes:
         ticks = ax.get_xticks()
         assert list(ticks) == [1, 2, 3]
-    # the LGT fidelity panel carries error bars (a LineCollection per series)
+    # every panel carries error bars (sd over seeds; a LineCollection per series)
     from matplotlib.collections import LineCollection
-    assert sum(isinstance(c, LineCollection) for c in fig.axes[1].collections) == 2
+    for ax in fig.axes:
+        assert sum(isinstance(c, LineCollection) for c in ax.collections) == 2
+    # the paper's waiting fractions are drawn beside ours
+    ys = [tuple(line.get_ydata()) for line in fig.axes[2].get_lines() if line.get_marker() == "x"]
+    assert ys == [(0.56, 0.81, 0.99)]
 
 
 def test_dqc_legend_outside_the_data():
@@ -94,7 +125,7 @@ def test_calibration_figures_render(tmp_path):
 
 @pytest.mark.parametrize("fn", ["plot_dqc", "plot_lgt", "plot_multitask"])
 def test_plot_functions_return_the_written_path(tmp_path, fn):
-    args = {"plot_dqc": (DQC, [{"iterations": [IT]}]), "plot_lgt": ({"k": 1, "states": STATES},),
+    args = {"plot_dqc": (DQC, [{"iterations": [IT]}]), "plot_lgt": (LGT,),
             "plot_multitask": (MT,)}[fn]
     p = getattr(plots, fn)(*args, tmp_path / f"{fn}.png")
     assert p == tmp_path / f"{fn}.png" and p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -280,41 +280,56 @@ def save_dqc(db_path: str | Path, cfg: Any, recs: Sequence[dict], summ: Mapping[
 
 
 def save_lgt(db_path: str | Path, res: Mapping[str, Any]) -> int:
-    """One row per LGT block (subroutine): prepared cardinal state, tomography basis,
-    outcome. Inputs: k, seed."""
-    from .tomography import CARDINAL
+    """One row per LGT result: L1 subroutine index and basis index within it
+    (setpoints), the (D, phi) input (category, and phi in rad), the tomography basis
+    (+X, -X, +Y, -Y, +Z, -Z), the outcome. Inputs: k, seed; the analysis as metadata
+    ``summary``."""
+    from .apps.lgt_bases import BASES6, INPUTS
+    from .lgt import input_label
 
-    states = tuple(CARDINAL)
-    params = [Param("block", "subroutine (block) index", setpoint=True),
-              Param("state", "prepared cardinal state", categories=states),
-              Param("basis", "tomography basis", categories=BASES),
-              Param("outcome", "measurement outcome")]
-    inputs = {"k": res["k"], "seed": res["seed"], "subroutines": res.get("subroutines")}
+    labels = tuple(input_label(d, p) for d, p in INPUTS)
+    params = [Param("subroutine", "L1 subroutine index", setpoint=True),
+              Param("measurement", "measurement within the subroutine", setpoint=True),
+              Param("input", "(D, phi) input", categories=labels),
+              Param("phi", "rotation angle phi about D", "rad"),
+              Param("basis", "tomography basis", categories=BASES6),
+              Param("outcome", "measurement outcome (0 = eigenvalue +1)")]
+    inputs = {"k": res["k"], "seed": res["seed"], "subroutines": res.get("subroutines"),
+              "inputs": [{"d_axis": d, "phi_rad": p * np.pi / 2} for d, p in INPUTS]}
     summary = {k: v for k, v in res.items() if k not in ("blocks", "m")}
     with simulated_station(("node",), seed=int(res["seed"])) as st, \
             open_run(db_path, "lgt", f"lgt_k{res['k']}", params, sample="simulated NV node",
                      station=st, inputs=inputs, metadata={"summary": summary}) as run:
-        for i, (b, m) in enumerate(zip(res["blocks"], res["m"])):
-            run.add(block=i, state=states.index(b[0]), basis=BASES.index(b[1]), outcome=int(m))
+        for i, (b, ms) in enumerate(zip(res["blocks"], res["m"])):
+            code = INPUTS.index((b[0], int(b[1])))
+            for j, m in enumerate(ms):
+                run.add(subroutine=i, measurement=j, input=code, phi=int(b[1]) * np.pi / 2,
+                        basis=j, outcome=int(m))
         return run.run_id
 
 
 def save_multitask(db_path: str | Path, summ: Mapping[str, Any]) -> int:
-    """One row per (N, multitasking on/off) run: utilisation, mean LGT fidelity, LGT
-    blocks between DQC blocks. Inputs: DQC circuits and LGT blocks per program."""
+    """One row per (N, multitasking on/off, seed) run: utilisation, mean LGT fidelity, LGT
+    blocks between DQC blocks, the fraction of DQC waits in which another process ran.
+    Inputs: DQC circuits and LGT subroutines per program, repeats; the per-(N, on/off)
+    aggregate as metadata ``summary``."""
     params = [Param("n", "N (DQC + LGT programs each)", setpoint=True),
               Param("multitasking", "multitasking", setpoint=True, categories=("off", "on")),
+              Param("seed", "seed of the run", setpoint=True),
               Param("t_util", "client QDevice utilisation 1 - T_idle/T_total"),
               Param("lgt_fidelity", "LGT fidelity (readout-corrected, mean)"),
               Param("lgt_between_dqc", "LGT blocks between DQC blocks (mean)"),
+              Param("waiting_other", "fraction of DQC waits in which another process ran"),
               Param("t_total", "T_total (entanglement windows excluded)", "s")]
-    inputs = {k: v for k, v in summ.items() if k != "runs"}
+    inputs = {k: v for k, v in summ.items() if k not in ("runs", "summary")}
     with simulated_station(("client", "server")) as st, \
             open_run(db_path, "multitask", "utilisation", params, station=st,
-                     inputs=inputs) as run:
+                     inputs=inputs, metadata={"summary": summ.get("summary", [])}) as run:
         for r in summ["runs"]:
-            run.add(n=int(r["n"]), multitasking=int(bool(r["multitasking"])), t_util=r["t_util"],
+            run.add(n=int(r["n"]), multitasking=int(bool(r["multitasking"])),
+                    seed=int(r.get("seed", 0)), t_util=r["t_util"],
                     lgt_fidelity=r["lgt_fidelity_corrected_mean"],
                     lgt_between_dqc=r["lgt_blocks_between_dqc"]["mean"],
+                    waiting_other=r.get("waiting_other_process", {}).get("fraction", float("nan")),
                     t_total=r.get("t_total_ns", float("nan")) * 1e-9)
         return run.run_id

@@ -1,15 +1,25 @@
-"""Multitasking: N DQC-client + N LGT programs on the client node and N DQC-server
-programs on the server node of the simulated NV network, with multitasking on (all
-programs at once; the QNPU interleaves their subroutines) and off (one program, or one
-client/server pair, at a time).
+"""Multitasking (the paper's Fig. 5d): N DQC-client + N LGT programs on the client node
+and N DQC-server programs on the server node of the simulated NV network, with
+multitasking on (all programs at once; the QNPU interleaves their subroutines) and off
+(one program, or one client/server pair, at a time). LGT programs run the paper's L1
+subroutine (:mod:`.lgt`: six bases per subroutine).
 
-Client-QDevice utilisation ``T_util = 1 - T_idle / T_total`` with entanglement attempt
-windows excluded from T_total: busy = virtual time inside quantum instructions,
-T_total = the client's virtual span of the run(s) minus the attempt windows. Also:
-LGT fidelities and how many LGT blocks (subroutines) run between consecutive DQC-client
-blocks. Time modes and process layout as in :mod:`.dqc` (``time_mode``, default modelled;
-``cnpu_processes``: each node's CNPU is its own OS process running that node's programs as
-threads, as on the paper's CNPU).
+Per (N, on/off), repeated over ``repeats`` seeds (error bars: the standard deviation
+over seeds):
+
+* client-QDevice utilisation ``T_util = 1 - T_idle / T_total``, entanglement attempt
+  windows excluded from T_total: busy = virtual time inside quantum instructions,
+  T_total = the client's virtual span of the run(s) minus the attempt windows;
+* how many LGT blocks (subroutines) run between consecutive DQC-client blocks;
+* of the times a DQC-client process enters *waiting* (for its entanglement, or a
+  qubit), the fraction in which the scheduler runs another user process before the
+  DQC process is ready again -- from the trace's process states (the paper: 56 %, 81 %,
+  99 % for N = 1, 2, > 2);
+* LGT fidelities (readout-corrected, physical) and, as a sanity check, DQC fidelities.
+
+Time modes and process layout as in :mod:`.dqc` (``time_mode``, default modelled;
+``cnpu_processes``: each node's CNPU is its own OS process running that node's programs
+as threads, as on the paper's CNPU).
 """
 
 from __future__ import annotations
@@ -24,23 +34,37 @@ import numpy as np
 
 from .dqc import SETTINGS, bases_for, host_tuning, nv_network_settings, readout_fidelity
 from .lgt import analyse_lgt, lgt_blocks
-from .tomography import fidelity, target_bloch_dqc
+from .tomography import physical_fidelity, target_bloch_dqc
 
 APPS = "qnodeos_hw.experiments.apps"
 
 
+#: the paper's figures (Fig. 5d and text)
+PAPER = {"waiting_other_process_fraction": {"1": 0.56, "2": 0.81, ">2": 0.99},
+         "t_util": "higher with multitasking on than off at every N (Fig. 5d)",
+         "source": "Delle Donne et al., Nature 639, 321 (2025), Fig. 5d"}
+
+
 @dataclass(frozen=True)
 class MultitaskConfig:
-    """``dqc_reps``: circuits per DQC program; ``lgt_blocks``: subroutines per LGT program
-    (multiple of 18: every (state, basis) equally often)."""
+    """``dqc_reps``: circuits per DQC program; ``lgt_k``: L1 subroutines per (D, phi)
+    input per LGT program (6 x lgt_k subroutines; the default 120 outlast 30 DQC circuits,
+    so that the DQC programs run beside LGT throughout); ``repeats``: seeds per (N,
+    on/off)."""
 
     dqc_reps: int = 30
-    lgt_k: int = 4  # LGT program = lgt_k x 18 blocks
+    lgt_k: int = 20
     seed: int = 1
     idle_wall_scale: float = 1.0
     cnpu_processes: bool = True
     #: 'modelled' (default) or 'host' (see :mod:`.dqc`)
     time_mode: str = "modelled"
+    repeats: int = 3
+
+    def __post_init__(self) -> None:
+        if self.dqc_reps < 3 or self.lgt_k < 1 or self.repeats < 1:
+            raise ValueError(f"multitask needs dqc_reps >= 3, lgt_k >= 1, repeats >= 1; got "
+                             f"{self.dqc_reps}, {self.lgt_k}, {self.repeats}")
 
 
 def programs(n: int, cfg: MultitaskConfig, seed: int) -> tuple[dict, dict, dict]:
@@ -69,7 +93,7 @@ def _run(mains: dict, roles: dict, inputs: dict, cfg: MultitaskConfig, seed: int
                   nv_network_settings(10_000_000, seed, cfg.idle_wall_scale, True, cfg.time_mode),
                   roles=roles, inputs=inputs)
     if not res.ok:
-        raise RuntimeError(f"multitask run failed: "
+        raise MultitaskRunError(f"multitask run failed: "
                            f"{ {r: o.error for r, o in res.outcomes.items() if o.error} }")
     return res
 
@@ -112,11 +136,53 @@ def blocks_between(events, node: str = "client") -> list[int]:
     return out
 
 
+def waiting_handover(events, node: str = "client", prefix: str = "dqc_client") -> dict[str, Any]:
+    """What the scheduler does when a process whose program name starts with ``prefix``
+    enters WAITING on ``node`` (for its entanglement, or a qubit):
+
+    * ``immediate``: the next process it runs is another *user* process, at once (same
+      virtual time: one was ready) -- the paper's figure (56 %, 81 %, 99 %);
+    * ``during``: another user process runs at some point before the waiting one is
+      READY again (the wait is used at all).
+
+    Returns counts (``waits``, ``other_ran`` = immediate, ``other_ran_during``) and the
+    fractions ``fraction`` (immediate) and ``fraction_during``."""
+    from ..qnpu.qmmu import NETWORK_PID
+    names = {e.pid: e.data["app"] for e in events if e.kind == "process_named" and e.node == node}
+    open_: dict[int, bool] = {}
+    first: list[tuple[int, int]] = []  # waits whose first next RUNNING is still to come
+    waits = immediate = during = 0
+    for e in events:
+        if e.node != node or e.kind != "process_state":
+            continue
+        st, pid = e.data.get("state"), e.pid
+        if pid in open_ and st in ("ready", "running", "idle"):
+            during += open_.pop(pid)
+        if st == "waiting" and names.get(pid, "").startswith(prefix):
+            waits += 1
+            open_[pid] = False
+            first.append((pid, e.t_ns))
+        elif st == "running":
+            user = pid != NETWORK_PID and pid in names
+            for w, t in first:
+                immediate += int(user and pid != w and e.t_ns == t)
+            first = []
+            if user:
+                for w in open_:
+                    if w != pid:
+                        open_[w] = True
+    return {"waits": waits, "other_ran": immediate, "other_ran_during": during,
+            "fraction": immediate / waits if waits else float("nan"),
+            "fraction_during": during / waits if waits else float("nan")}
+
+
 def run_n(n: int, cfg: MultitaskConfig, multitasking: bool, seed: int) -> dict[str, Any]:
+    """One (N, on/off) measurement with one seed."""
     mains, roles, inputs = programs(n, cfg, seed)
     t0 = time.perf_counter()
     usage = {"busy_ns": 0, "ent_ns": 0, "span_ns": 0}
     between: list[int] = []
+    hand = {"waits": 0, "other_ran": 0, "other_ran_during": 0}
     lgt_b, lgt_m, dqc_f = [], [], []
     if multitasking:
         groups = [list(mains)]
@@ -131,6 +197,9 @@ def run_n(n: int, cfg: MultitaskConfig, multitasking: bool, seed: int) -> dict[s
         for k in usage:
             usage[k] += u[k]
         between += blocks_between(ev)
+        h = waiting_handover(ev)
+        for k in hand:
+            hand[k] += h[k]
         for r in g:
             if r.startswith("lgt"):
                 lgt_b += inputs[r]["blocks"]
@@ -141,30 +210,81 @@ def run_n(n: int, cfg: MultitaskConfig, multitasking: bool, seed: int) -> dict[s
             for i in idx:
                 a, _ = SETTINGS[i % len(SETTINGS)]
                 r = res.results[f"dqc_server_{i}"]
-                dqc_f.append(fidelity(r["bases"], r["m"], target_bloch_dqc(a * np.pi / 4), ro).fidelity)
+                dqc_f.append(physical_fidelity(r["bases"], r["m"], target_bloch_dqc(a * np.pi / 4),
+                                               ro).fidelity)
     total = usage["span_ns"] - usage["ent_ns"]
     util = usage["busy_ns"] / total if total > 0 else float("nan")
     lgt = analyse_lgt(lgt_b, lgt_m)
-    return {"n": n, "multitasking": multitasking, "t_util": util, **usage,
+    hand["fraction"] = hand["other_ran"] / hand["waits"] if hand["waits"] else float("nan")
+    hand["fraction_during"] = (hand["other_ran_during"] / hand["waits"] if hand["waits"]
+                               else float("nan"))
+    return {"n": n, "multitasking": multitasking, "seed": seed, "t_util": util, **usage,
             "t_total_ns": total, "t_idle_ns": total - usage["busy_ns"],
             "lgt_blocks_between_dqc": {"mean": float(np.mean(between)) if between else 0.0,
                                        "max": int(max(between)) if between else 0},
+            "waiting_other_process": hand,
             "lgt_fidelity_corrected_mean": float(np.mean([d["corrected"]["fidelity"] for d in lgt.values()])),
             "lgt": lgt, "dqc_fidelity_corrected": dqc_f, "wall_s": time.perf_counter() - t0}
 
 
+def _mean_sd(xs: list[float]) -> dict[str, Any]:
+    a = np.array([x for x in xs if np.isfinite(x)], float)
+    return {"mean": float(a.mean()) if a.size else float("nan"),
+            "sd": float(a.std(ddof=1)) if a.size > 1 else 0.0, "values": [float(x) for x in xs]}
+
+
+def aggregate(rows: list[dict]) -> list[dict]:
+    """Per (N, on/off): T_util, LGT blocks between DQC blocks and the waiting fraction over
+    the seeds (mean, sd, values); the waiting fraction also pooled over every wait."""
+    out = []
+    keys = sorted({(r["n"], r["multitasking"]) for r in rows}, key=lambda k: (k[0], not k[1]))
+    for n, on in keys:
+        rs = [r for r in rows if r["n"] == n and r["multitasking"] == on]
+        waits = sum(r["waiting_other_process"]["waits"] for r in rs)
+        other = sum(r["waiting_other_process"]["other_ran"] for r in rs)
+        during = sum(r["waiting_other_process"]["other_ran_during"] for r in rs)
+        out.append({"n": n, "multitasking": on, "seeds": [r["seed"] for r in rs],
+                    "t_util": _mean_sd([r["t_util"] for r in rs]),
+                    "lgt_blocks_between_dqc": _mean_sd([r["lgt_blocks_between_dqc"]["mean"]
+                                                        for r in rs]),
+                    "waiting_other_process": {
+                        **_mean_sd([r["waiting_other_process"]["fraction"] for r in rs]),
+                        "waits": waits, "other_ran": other,
+                        "pooled": other / waits if waits else float("nan"),
+                        "other_ran_during": during,
+                        "pooled_during": during / waits if waits else float("nan")},
+                    "lgt_fidelity_corrected": _mean_sd([r["lgt_fidelity_corrected_mean"] for r in rs])})
+    return out
+
+
+def paper_fraction(n: int) -> float:
+    f = PAPER["waiting_other_process_fraction"]
+    return f[str(n)] if str(n) in f else f[">2"]
+
+
 def run_multitask(ns: list[int], cfg: MultitaskConfig = MultitaskConfig(), progress: bool = True) -> dict:
     from tqdm import tqdm
-    rows = []
-    jobs = [(n, on) for n in ns for on in (True, False)]
+
     from ..logs import progress_enabled
-    for n, on in tqdm(jobs, desc="multitask (N, on/off)",
-                      disable=not (progress and progress_enabled())):
-        rows.append(run_n(n, cfg, on, cfg.seed * 100 + n))
-    return {"experiment": "multitask", "dqc_reps": cfg.dqc_reps, "lgt_blocks": cfg.lgt_k * 18,
+    rows = []
+    jobs = [(n, on, rep) for n in ns for on in (True, False) for rep in range(cfg.repeats)]
+    for n, on, rep in tqdm(jobs, desc="multitask (N, on/off, seed)",
+                           disable=not (progress and progress_enabled())):
+        rows.append(run_n(n, cfg, on, cfg.seed * 100 + n + 1000 * rep))
+    agg = aggregate(rows)
+    for a in agg:
+        if a["multitasking"]:
+            a["paper_waiting_other_process"] = paper_fraction(a["n"])
+    return {"experiment": "multitask", "dqc_reps": cfg.dqc_reps,
+            "lgt_subroutines": cfg.lgt_k * 6, "repeats": cfg.repeats,
             "time_mode": cfg.time_mode,
             "idle_wall_scale": cfg.idle_wall_scale if cfg.time_mode == "host" else None,
-            "runs": rows}
+            "error_bars": "standard deviation over the seeds",
+            "paper": PAPER, "summary": agg, "runs": rows}
+
+
+class MultitaskRunError(RuntimeError):
+    """A multitasking run's programs failed (names each program's error)."""
 
 
 def parse_n(text: str) -> list[int]:
@@ -196,25 +316,32 @@ def save(out: str | Path, summ: dict, db: str | Path | None = None) -> dict[str,
 
 
 def format_table(summ: dict) -> str:
-    rows = ["multitasking: client QDevice utilisation (entanglement windows excluded)",
-            f"{'N':>2} {'mt':>4} {'T_util':>7} {'LGT F corr':>10} {'LGT between DQC':>15} "
-            f"{'DQC F corr (mean)':>17}"]
-    for r in summ["runs"]:
-        df = np.mean(r["dqc_fidelity_corrected"]) if r["dqc_fidelity_corrected"] else float("nan")
-        rows.append(f"{r['n']:>2} {'on' if r['multitasking'] else 'off':>4} {r['t_util']:>7.3f} "
-                    f"{r['lgt_fidelity_corrected_mean']:>10.3f} {r['lgt_blocks_between_dqc']['mean']:>15.2f} "
-                    f"{df:>17.3f}")
+    rows = [f"multitasking: client QDevice utilisation (entanglement windows excluded); "
+            f"{summ.get('repeats', 1)} seed(s) per row, +- = sd over seeds",
+            f"{'N':>2} {'mt':>4} {'T_util':>15} {'LGT between DQC':>15} "
+            f"{'DQC wait -> other runs':>22} {'paper':>6} {'(during wait)':>13} {'LGT F corr':>10}"]
+    for a in summ["summary"]:
+        w = a["waiting_other_process"]
+        wtxt = f"{w['pooled']:.2f} ({w['other_ran']}/{w['waits']})" if w["waits"] else "-"
+        paper = f"{a['paper_waiting_other_process']:.2f}" if a["multitasking"] else "-"
+        rows.append(f"{a['n']:>2} {'on' if a['multitasking'] else 'off':>4} "
+                    f"{a['t_util']['mean']:>7.3f}+-{a['t_util']['sd']:.3f} "
+                    f"{a['lgt_blocks_between_dqc']['mean']:>10.2f}+-{a['lgt_blocks_between_dqc']['sd']:.2f} "
+                    f"{wtxt:>22} {paper:>6} {w['pooled_during']:>13.2f} "
+                    f"{a['lgt_fidelity_corrected']['mean']:>10.3f}")
+    rows.append("(DQC wait -> other runs: the scheduler runs another user process at once when a "
+                "DQC-client process starts waiting, pooled over seeds; during wait: at some point "
+                "before it is ready again)")
     reps = summ.get("dqc_reps", 0)
-    if reps:  # one DQC program's tomography: reps/3 shots per basis, corrected by ~1/0.93
-        sigma = 0.5 * (3 / reps) ** 0.5 / 0.925
-        rows.append(f"(DQC fidelities from {reps} circuits per program: 3 sigma ~ {3 * sigma:.2f} "
-                    "per program; a sanity check, see `demo dqc` for the measurement)")
+    if reps:
+        rows.append(f"(DQC programs of {reps} circuits each; `demo dqc` is the DQC measurement)")
     return "\n".join(rows)
 
 
 def run_cli(args) -> int:
     summ = run_multitask(parse_n(args.n), MultitaskConfig(
-        seed=args.seed, time_mode=getattr(args, "time", None) or "modelled"))
+        seed=args.seed, time_mode=getattr(args, "time", None) or "modelled",
+        repeats=getattr(args, "repeats", 3)))
     files = save(args.out, summ, db=getattr(args, "db", None))
     print(format_table(summ))
     print(f"files: {files['json']}  {files['png']}  {files['db']} (run {files['run_id']})")

@@ -34,10 +34,15 @@ def _bars(ax, labels, series: dict[str, list[dict]], title: str) -> None:
     top = 1.0
     for i, (name, ds) in enumerate(series.items()):
         f = np.array([d.get("fidelity", np.nan) for d in ds], float)
-        e = np.array([d.get("three_sigma", 0.0) for d in ds], float)
-        ax.bar(x + (i - (len(series) - 1) / 2) * w, f, w, yerr=e, capsize=3, label=name)
-        if np.isfinite(f + e).any():
-            top = max(top, float(np.nanmax(f + e)))
+        # physical estimates carry asymmetric 3-sigma intervals (ending at F = 1)
+        lo = np.array([f[j] - d["interval_3sigma"][0] if "interval_3sigma" in d
+                       else d.get("three_sigma", 0.0) for j, d in enumerate(ds)], float)
+        hi = np.array([d["interval_3sigma"][1] - f[j] if "interval_3sigma" in d
+                       else d.get("three_sigma", 0.0) for j, d in enumerate(ds)], float)
+        ax.bar(x + (i - (len(series) - 1) / 2) * w, f, w, yerr=np.vstack([lo, hi]), capsize=3,
+               label=name)
+        if np.isfinite(f + hi).any():
+            top = max(top, float(np.nanmax(f + hi)))
     ax.axhline(CLASSICAL_BOUND, color="k", ls="--", lw=1, label="classical bound 2/3")
     ax.axhline(1.0, color="grey", ls=":", lw=1, label="F = 1")
     ax.set_xticks(x, labels, fontsize=8)
@@ -153,53 +158,52 @@ def plot_lgt(summ: dict, path: str | Path) -> Path:
 
 
 def figure_lgt(summ: dict):
-    """The figure of :func:`plot_lgt`."""
+    """The figure of :func:`plot_lgt`: per (D, phi) input, raw and readout-corrected
+    physical fidelities with their 3-sigma profile-likelihood intervals."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 4.4))
-    st = summ["states"]
-    _bars(ax, list(st), {"raw": [d["raw"] for d in st.values()],
-                         "readout-corrected": [d["corrected"] for d in st.values()]},
-          f"LGT: six cardinal states (k={summ['k']} per basis, 3-sigma)")
+    fig, ax = plt.subplots(figsize=(8, 4.6))
+    st = summ["inputs"]
+    labels = [f"{k}\n{v['state']}" for k, v in st.items()]
+    d = summ.get("l1_duration_ms", {})
+    _bars(ax, labels, {"raw": [v["raw"] for v in st.values()],
+                       "readout-corrected (ML, physical)": [v["corrected"] for v in st.values()]},
+          f"LGT L1: R_D(phi)|0> from six bases per subroutine (k={summ['k']} per input; "
+          f"L1 {d.get('mean', float('nan')):.2f} ms)")
     fig.tight_layout()
     return fig
 
 
-def _lgt_mean_sigma(run: dict) -> float:
-    """Standard error of the mean corrected LGT fidelity over the states (NaN without
-    per-state sigmas)."""
-    sig = [d["corrected"].get("sigma") for d in (run.get("lgt") or {}).values()]
-    if not sig or any(s is None for s in sig):
-        return float("nan")
-    return float(np.sqrt(np.sum(np.square(sig))) / len(sig))
-
-
 def plot_multitask(summ: dict, path: str | Path) -> Path:
-    """Utilisation vs N (on/off), LGT fidelity vs N, LGT blocks between DQC blocks."""
+    """Utilisation vs N (on/off), LGT blocks between DQC blocks, and the fraction of DQC
+    waits in which another process ran (with the paper's)."""
     return _save(_plt(), figure_multitask(summ), path)
 
 
 def figure_multitask(summ: dict):
-    """The figure of :func:`plot_multitask`: integer N ticks; the LGT fidelity with its
-    3-sigma error bars (from the per-state sigmas); the others have none in the data."""
+    """The figure of :func:`plot_multitask`: integer N ticks; error bars = standard
+    deviation over the seeds; the paper's waiting fractions as crosses."""
     from matplotlib.ticker import MaxNLocator
 
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.4))
-    ns = sorted({r["n"] for r in summ["runs"]})
+    agg = summ["summary"]
+    ns = sorted({a["n"] for a in agg})
     for on, style in ((True, "o-"), (False, "s--")):
-        rs = sorted((r for r in summ["runs"] if r["multitasking"] is on), key=lambda r: r["n"])
-        n = [r["n"] for r in rs]
+        rs = sorted((a for a in agg if a["multitasking"] is on), key=lambda a: a["n"])
+        n = [a["n"] for a in rs]
         lab = "multitasking on" if on else "off"
-        axes[0].plot(n, [r["t_util"] for r in rs], style, label=lab)
-        err = [3 * _lgt_mean_sigma(r) for r in rs]
-        axes[1].errorbar(n, [r["lgt_fidelity_corrected_mean"] for r in rs],
-                         yerr=None if all(np.isnan(err)) else err, fmt=style, capsize=3,
-                         label=lab)
-        axes[2].plot(n, [r["lgt_blocks_between_dqc"]["mean"] for r in rs], style, label=lab)
+        for ax, key in ((axes[0], "t_util"), (axes[1], "lgt_blocks_between_dqc"),
+                        (axes[2], "waiting_other_process")):
+            ax.errorbar(n, [a[key]["mean"] for a in rs], yerr=[a[key]["sd"] for a in rs],
+                        fmt=style, capsize=3, label=lab)
+    paper = [(a["n"], a["paper_waiting_other_process"]) for a in agg
+             if a["multitasking"] and "paper_waiting_other_process" in a]
+    if paper:
+        axes[2].plot(*zip(*paper), "kx", ms=8, label="paper (Fig. 5d)")
     axes[0].set_ylabel("T_util = 1 - T_idle/T_total")
-    axes[1].set_ylabel("LGT fidelity (readout-corrected, mean, 3-sigma)")
-    axes[1].axhline(CLASSICAL_BOUND, color="k", ls="--", lw=1)
-    axes[2].set_ylabel("LGT blocks between DQC blocks (mean)")
+    axes[1].set_ylabel("LGT blocks between DQC blocks (mean)")
+    axes[2].set_ylabel("DQC waits in which another process ran")
+    axes[2].set_ylim(-0.05, 1.05)
     for ax in axes:
         ax.set_xlabel("N (DQC + LGT programs each)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -207,6 +211,7 @@ def figure_multitask(summ: dict):
             ax.set_xticks(ns)
             ax.set_xlim(min(ns) - 0.5, max(ns) + 0.5)
         ax.legend(fontsize=8)
-    fig.suptitle("multitasking on the client node (entanglement windows excluded)")
+    fig.suptitle(f"multitasking on the client node ({summ.get('repeats', 1)} seeds per point; "
+                 "error bars: sd over seeds; entanglement windows excluded)")
     fig.tight_layout()
     return fig
