@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     dsub = demo.add_subparsers(dest="action", required=True)
     m = dsub.add_parser("main", help="the main job (what ./run demo runs)")
     m.add_argument("--out", default="out/demo", help="output folder")
+    m.add_argument("--db", default=None, help="QCoDeS database file for all three datasets "
+                   "(default: one per demonstration under OUT)")
     _time_arg(m)
     t = dsub.add_parser("ticks", help="physical instructions through the tick link")
     t.add_argument("--platform", choices=["nv", "ion"], default="nv", help="simulated QDevice")
@@ -116,8 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=1, help="random seed")
     d.add_argument("--workers", type=int, default=1, help="settings run side by side in this many "
                    "OS processes (each setting is already three: the QNPUs and one CNPU per node)")
-    d.add_argument("--max-wait-ms", type=float, default=5.0,
-                   help="latency filter: keep circuits whose server qubit waited at most this long")
+    d.add_argument("--max-wait-ms", type=float, default=None,
+                   help="latency filter: keep circuits whose server qubit waited at most this "
+                        "long (default: derived from the noise model's F_ent and T_coh, the "
+                        "longest wait with F >= 2/3 in the depolarising model)")
+    d.add_argument("--extra-wait-ms", default=None, metavar="LIST",
+                   help="instead: fidelity against injected extra server wait, e.g. 0,3,6,9,12,15 "
+                        "or 0..15:3 (modelled time; writes dqc_wait.json and dqc_wait.png)")
     lg = dsub.add_parser("lgt", help="local gate tomography")
     lg.add_argument("--k", type=int, default=1000, help="shots per basis")
     _time_arg(lg)

@@ -56,7 +56,8 @@ def test_dqc_dataset(tmp_path, _user_db, capsys):
         assert inputs["k"] == 3 and inputs["seed"] == 5 and inputs["setting_seeds"] == [5000, 5001]
         assert inputs["settings"][1]["alpha_rad"] == pytest.approx(math.pi)
         assert inputs["settings"][1]["theta_rad"] == pytest.approx(math.pi / 2)
-        assert inputs["max_wait_s"] == pytest.approx(5e-3)
+        assert inputs["max_wait_s"] == pytest.approx(cfg.filter_ms * 1e-3)  # the derived filter
+        assert 7e-3 < inputs["max_wait_s"] < 10e-3
         insts = ds.snapshot["station"]["instruments"]
         assert {"client_hdawg", "client_adwin", "client_mw", "server_hdawg"} <= set(insts)
         assert insts["server_mw"]["parameters"]["frequency"]["unit"] == "Hz"

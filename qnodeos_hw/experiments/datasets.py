@@ -262,7 +262,7 @@ def save_dqc(db_path: str | Path, cfg: Any, recs: Sequence[dict], summ: Mapping[
                 for i, r in enumerate(recs)]
     inputs = {"k": cfg.k, "seed": cfg.seed, "setting_seeds": [cfg.seed * 1000 + i
                                                               for i in range(len(recs))],
-              "settings": settings, "max_wait_s": cfg.max_wait_ms * 1e-3,
+              "settings": settings, "max_wait_s": cfg.filter_ms * 1e-3,
               "bin_s": cfg.bin_ns * 1e-9, "idle_wall_scale": cfg.idle_wall_scale}
     summary = {k: v for k, v in summ.items() if k != "settings"}
     summary["settings"] = [{k: v for k, v in a.items() if k not in ("target_bloch",)}

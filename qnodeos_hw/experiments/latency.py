@@ -21,6 +21,7 @@ virtual time (the qubit decoheres).
 from __future__ import annotations
 
 import bisect
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Iterable
@@ -230,3 +231,57 @@ def model_segment_means_ms(latency: Any, s2_instructions: float) -> dict[str, fl
         else:
             out[name] = getattr(latency, seg).mean_ns * 1e-6
     return out
+
+
+# --------------------------------------------------------- the latency filter (derived)
+#: the paper's figure: the longest server wait that still gives F >= 2/3 (Methods)
+PAPER_FILTER_MS = 8.95
+
+
+class LatencyFilterError(ValueError):
+    """No server wait gives F >= 2/3 in the depolarising model (names F_ent)."""
+
+
+def depolarising_fidelity(wait_ms, f_ent: float, t_coh_ms: float, exponent: float = 1.0,
+                          contrast: float = 1.0):
+    """Expected DQC fidelity after the server's qubit waited ``wait_ms`` in the
+    depolarising model: a Werner pair of fidelity ``f_ent`` gives the remote state a
+    Bloch vector of length r0 = (4 F_ent - 1)/3, the memory depolarises it by
+    exp(-(t/T_coh)^n), so F(t) = 1/2 + r0/2 exp(-(t/T_coh)^n). ``contrast`` scales r0
+    (e.g. the client's readout contrast F0 + F1 - 1, which the server's correction does
+    not undo)."""
+    import numpy as np
+    r0 = (4 * f_ent - 1) / 3 * contrast
+    t = np.asarray(wait_ms, float)
+    return 0.5 + 0.5 * r0 * np.exp(-(np.maximum(t, 0.0) / t_coh_ms) ** exponent)
+
+
+def latency_filter_ms(f_ent: float, t_coh_ms: float, exponent: float = 1.0,
+                      bound: float = 2.0 / 3.0) -> float:
+    """The longest server wait (ms) with :func:`depolarising_fidelity` >= ``bound`` (the
+    paper's derivation of its latency filter): r0 exp(-(t/T)^n) = 2 bound - 1, i.e. for
+    bound 2/3 and n = 1, t = T_coh ln(4 F_ent - 1)."""
+    r0 = (4 * f_ent - 1) / 3
+    need = 2 * bound - 1
+    if r0 <= need + 1e-12:
+        raise LatencyFilterError(
+            f"F_ent = {f_ent} gives a remote state of fidelity {0.5 + r0 / 2:.3f} <= "
+            f"{bound:.3f} even without waiting: no latency filter can reach the bound")
+    return t_coh_ms * math.log(r0 / need) ** (1.0 / exponent)
+
+
+def configured_filter(node: str = "server") -> dict:
+    """The latency filter from the configured noise model (heralded F_ent, the server's
+    T_coh and decay exponent) with its inputs and the paper's figure."""
+    from ..simulators.physics import load_noise_models
+    models = load_noise_models()
+    nv = models.nv_for(node)
+    f_ent, t_coh_ms, n = models.heralding.fidelity, nv.t_coh_s * 1e3, nv.t_coh_exponent
+    return {"max_wait_ms": latency_filter_ms(f_ent, t_coh_ms, n), "f_ent": f_ent,
+            "t_coh_ms": t_coh_ms, "t_coh_exponent": n,
+            "model": "F(t) = 1/2 + (4 F_ent - 1)/6 exp(-(t/T_coh)^n) >= 2/3",
+            "paper_max_wait_ms": PAPER_FILTER_MS,
+            # what the paper's 8.95 ms means in this model: either input alone
+            "paper_equivalent": {"f_ent_at_t_coh": (1 + math.exp((PAPER_FILTER_MS / t_coh_ms) ** n)) / 4,
+                                 "t_coh_ms_at_f_ent": PAPER_FILTER_MS / math.log(4 * f_ent - 1) ** (1 / n)}}
+

@@ -237,18 +237,11 @@ def physical_fidelity(bases: Iterable[str], outcomes: Iterable[int],
         return like.minimise(t, c, start=r_hat + (c - c_hat) * t)[1] - best
 
     def end(level: float, toward: float) -> float:
+        from scipy.optimize import brentq
         if abs(toward - c_hat) < 1e-12 or excess(toward) <= level:
             return toward
-        lo, hi = c_hat, toward  # excess(lo) <= level < excess(hi)
-        for _ in range(40):
-            mid = (lo + hi) / 2
-            if excess(mid) <= level:
-                lo = mid
-            else:
-                hi = mid
-            if abs(hi - lo) < 2e-5:
-                break
-        return lo
+        # excess(c_hat) = 0 <= level < excess(toward); the profile is convex in c
+        return float(brentq(lambda c: excess(c) - level, c_hat, toward, xtol=1e-5))
 
     def f(c: float) -> float:
         return float(np.clip((1 + c) / 2, 0.0, 1.0))

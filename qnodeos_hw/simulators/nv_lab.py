@@ -119,7 +119,7 @@ def read_instrument_config(config_file: str | Path) -> dict[str, dict[str, Any]]
 def load_station(config_file: str | Path, *, only: Iterable[str] | None = None,
                  labs: dict[str, SimulatedNVLab] | None = None, physics: Any = None,
                  clock: Clock | None = None, seed: int = 0, name_prefix: str = "",
-                 on_error: Any = None) -> StationHandle:
+                 on_error: Any = None, default: bool = False) -> StationHandle:
     """Load a station YAML with QCoDeS ``Station`` and connect its instruments.
 
     ``simlab://`` instruments get their lab's backends (``labs`` given, or created
@@ -127,8 +127,12 @@ def load_station(config_file: str | Path, *, only: Iterable[str] | None = None,
     are loaded; ``name_prefix`` renames them (several nodes in one process).
     ``on_error(name, address, exc)``: called instead of raising, to go on with the
     other instruments (the station check); it may re-raise.
+    ``default``: make the loaded station qcodes' default station (``Station.default``,
+    as ``Station(config_file=...)`` does); off by default, so that loading a station --
+    the demonstrations' snapshots, the station check, a node -- leaves the default
+    station a user's session set where it was.
     """
-    station = Station(config_file=str(config_file))
+    station = Station(config_file=str(config_file), default=default)
     handle = StationHandle(station, dict(labs or {}))
     for ident, cfg in read_instrument_config(config_file).items():
         if only is not None and ident not in set(only):
