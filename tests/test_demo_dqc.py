@@ -226,3 +226,18 @@ def test_fidelity_against_extra_wait_with_model_and_crossing(tmp_path):
     from qnodeos_hw.experiments.plots import plot_dqc_wait
     png = plot_dqc_wait(res, tmp_path / "w.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_small_k_run_says_its_verdict_in_words_and_exits_0(tmp_path, capsys):
+    """What a user meets with a small k: a verdict in words (3-sigma intervals this wide
+    cannot fail the run), exit 0, not a silent exit 1."""
+    from qnodeos_hw import cli
+    assert cli.main(["demo", "dqc", "--k", "6", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "INCONCLUSIVE at k=6" in out or "PASS" in out
+    js = json.loads((tmp_path / "dqc.json").read_text())
+    assert js["verdict"] in ("inconclusive", "pass") and js["paper"]["latency_filter_ms"] == 8.95
+    for a in js["settings"]:
+        for key in ("raw", "corrected", "filtered_corrected"):
+            assert 0.0 <= a[key]["interval_3sigma"][0] <= a[key]["fidelity"] \
+                <= a[key]["interval_3sigma"][1] <= 1.0
