@@ -10,8 +10,9 @@ Reported per input: the fidelity of R_D(phi)|0> raw and readout-corrected, both 
 maximum-likelihood Bloch vectors inside the Bloch ball (physical: never above 1) with
 profile-likelihood intervals (:func:`.tomography.physical_fidelity`); the plain linear
 inversion of the readout error (which can exceed 1) as ``corrected_linear``; and the
-L1 duration: virtual time from the subroutine's start on the QNPU to its end (the
-paper: about 2.4 ms).
+L1 duration: virtual time from the subroutine's first instruction to its end (the
+paper: about 2.4 ms), and ``l1_on_qnpu_ms``, from the process turning RUNNING (plus the
+QNPU's modelled processing of the subroutine's instructions).
 """
 
 from __future__ import annotations

@@ -59,4 +59,4 @@ def run(args) -> int:
     else:
         print(f"datasets: {f_dqc['db']}  {f_lgt['db']}  {f_mt['db']} (QCoDeS sqlite)")
     print(f"main job wall time: {wall:.1f} s")
-    return 0
+    return 1 if summ["verdict"] == "fail" else 0
