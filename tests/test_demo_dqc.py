@@ -241,3 +241,11 @@ def test_a_small_k_run_says_its_verdict_in_words_and_exits_0(tmp_path, capsys):
         for key in ("raw", "corrected", "filtered_corrected"):
             assert 0.0 <= a[key]["interval_3sigma"][0] <= a[key]["fidelity"] \
                 <= a[key]["interval_3sigma"][1] <= 1.0
+
+
+def test_extra_wait_lists_parse_or_say_what_is_wrong():
+    assert dqc.parse_ms_list("0,3,6") == [0.0, 3.0, 6.0]
+    assert dqc.parse_ms_list("0..15:3") == [0.0, 3.0, 6.0, 9.0, 12.0, 15.0]
+    for bad in ("", "a,b", "-1,2"):
+        with pytest.raises(ValueError, match="--extra-wait-ms"):
+            dqc.parse_ms_list(bad)
