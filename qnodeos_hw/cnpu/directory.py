@@ -5,6 +5,7 @@ in separate OS processes can share it."""
 from __future__ import annotations
 
 import json
+import secrets
 from dataclasses import asdict, dataclass, field
 
 from netqasm.sdk.network import NetworkInfo
@@ -29,13 +30,41 @@ class NetworkDirectory:
     ``time``: the network's time base, ``{"mode": "host"}`` or ``{"mode": "modelled",
     "latency": LatencyModel.to_dict(), "clock": [host, port] (the shared clock's TCP
     endpoint, for CNPUs in other processes)}``; ``token``: the secret a CNPU presents
-    to the classical hubs and the shared clock of this network (loopback peers that do
-    not know it are refused)."""
+    to the shared clock of this network (loopback peers that do not know it are
+    refused); ``pair_keys``: one secret per pair of nodes (``"a|b"``, names sorted),
+    made at random when the directory is made (None), with which a CNPU proves to
+    another node's classical hub which node it is (:meth:`for_node` keeps only the
+    keys of one node's pairs, for that node's CNPU process: it cannot speak as
+    another node). Without keys (an old directory) the token stands in for them."""
 
     nodes: dict[str, NodeEntry] = field(default_factory=dict)
     roles: dict[str, str] = field(default_factory=dict)
     time: dict = field(default_factory=lambda: {"mode": "host"})
     token: str = ""
+    pair_keys: dict[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.pair_keys is None:
+            names = sorted(self.nodes)
+            self.pair_keys = {f"{a}|{b}": secrets.token_hex(16)
+                              for i, a in enumerate(names) for b in names[i:]}
+
+    def pair_key(self, a: str, b: str) -> bytes:
+        """The secret of nodes ``a`` and ``b`` (KeyError naming them if this directory
+        does not hold it)."""
+        x, y = sorted((a, b))
+        key = (self.pair_keys or {}).get(f"{x}|{y}")
+        if key is None:
+            if not self.pair_keys:
+                return self.token.encode()
+            raise KeyError(f"this directory holds no key for nodes '{x}' and '{y}'")
+        return key.encode()
+
+    def for_node(self, name: str) -> "NetworkDirectory":
+        """A copy with only the pair keys of node ``name`` (for its CNPU process)."""
+        keys = {k: v for k, v in (self.pair_keys or {}).items() if name in k.split("|")}
+        return NetworkDirectory(dict(self.nodes), dict(self.roles), dict(self.time),
+                                self.token, keys)
 
     @property
     def modelled(self) -> bool:
@@ -53,7 +82,8 @@ class NetworkDirectory:
 
     def to_json(self) -> str:
         return json.dumps({"nodes": [asdict(n) for n in self.nodes.values()], "roles": self.roles,
-                           "time": self.time, "token": self.token})
+                           "time": self.time, "token": self.token,
+                           "pair_keys": self.pair_keys or {}})
 
     @classmethod
     def from_json(cls, text: str) -> "NetworkDirectory":
@@ -63,7 +93,8 @@ class NetworkDirectory:
             n["qnpu"], n["classical"] = tuple(n["qnpu"]), tuple(n["classical"])
             nodes[n["name"]] = NodeEntry(**n)
         return cls(nodes, dict(d["roles"]), dict(d.get("time") or {"mode": "host"}),
-                   str(d.get("token", "")))
+                   str(d.get("token", "")),
+                   {str(k): str(v) for k, v in (d.get("pair_keys") or {}).items()})
 
     def network_info(self) -> type[NetworkInfo]:
         """A netqasm ``NetworkInfo`` class answering from this directory."""

@@ -137,6 +137,8 @@ class NetworkSettings:
     attempts_per_bin: int = 1000
     time_mode: str = "modelled"
     latency: LatencyModel | None = None
+    #: how long (node ns) an entanglement request waits for its other end (None: forever)
+    request_timeout_ns: int | None = 30_000_000_000
 
     def __post_init__(self) -> None:
         if self.time_mode not in TIME_MODES:
@@ -191,7 +193,8 @@ class SimulatedNetwork:
                              attempts_per_bin=settings.attempts_per_bin,
                              idle_wall_scale=0.0 if self.modelled else wall_scale,
                              time_mode="modelled" if self.modelled else "free",
-                             latency=self.latency)
+                             latency=self.latency,
+                             request_timeout_ns=settings.request_timeout_ns)
             qnpu = QNPU(name, driver, ids, None, cfg, self.trace,
                         np.random.default_rng(rng.integers(2**63)), clock=clock,
                         peers=self.peers, coordinator=self.coordinator, progress=progress)
@@ -330,11 +333,11 @@ def run_mains_in_processes(mains: dict[str, str], factory: QDriverFactory | None
     net.expect_programs(list(mains))
     outcomes: dict[str, ProgramOutcome] = {r: ProgramOutcome(r) for r in mains}
     with tempfile.TemporaryDirectory(prefix="qnodeos-hw-cnpu-") as tmp, net:
-        dfile = os.path.join(tmp, "directory.json")
-        with open(dfile, "w", encoding="utf-8") as fp:
-            fp.write(net.directory.to_json())
         procs = {}
         for node in node_names:
+            dfile = os.path.join(tmp, f"directory-{node}.json")  # only this node's keys
+            with open(dfile, "w", encoding="utf-8") as fp:
+                fp.write(net.directory.for_node(node).to_json())
             progs = {r: {"main": mains[r], "inputs": (inputs or {}).get(r, {})}
                      for r in mains if node_of[r] == node}
             tfile = os.path.join(tmp, f"trace-{node}.jsonl")

@@ -91,8 +91,23 @@ def make_external_module(directory: NetworkDirectory, hubs: dict[str, ClassicalH
     connections record their CNPU-side events, optional; ``clocks``: the programs'
     virtual clocks in modelled time)."""
 
+    for name, hub in hubs.items():  # the hubs prove identities with this directory's keys
+        if hub.directory is None:
+            hub.bind(directory, name)
+
+    def join(app_name: str) -> None:
+        """Modelled time: a program that joins a running network (``time['start_ns']`` of
+        the directory) starts its clock there, not at 0 -- its first message must not
+        arrive before what the shared clock has already let happen."""
+        start_ns = directory.time.get("start_ns") if clocks is not None else None
+        if isinstance(start_ns, int) and start_ns > 0:
+            pc = clocks.of(app_name)
+            with pc.cond:
+                pc.t_ns = max(pc.t_ns, start_ns)
+
     class NetQASMConnection(QNPUConnection):
         def __init__(self, app_name: str, *args: Any, **kwargs: Any) -> None:
+            join(app_name)
             kwargs.setdefault("directory", directory)
             kwargs.setdefault("timeout_s", timeout_s)
             kwargs.setdefault("trace", trace)
@@ -102,6 +117,7 @@ def make_external_module(directory: NetworkDirectory, hubs: dict[str, ClassicalH
     class Socket(ClassicalSocket):
         def __init__(self, app_name: str, remote_app_name: str, *args: Any, **kwargs: Any) -> None:
             hub = hubs[directory.node_of_role(app_name).name]
+            join(app_name)
             super().__init__(app_name, remote_app_name, *args, directory=directory, hub=hub,
                              default_timeout=timeout_s, trace=trace, **kwargs)
 

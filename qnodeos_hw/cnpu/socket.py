@@ -1,19 +1,31 @@
 """Classical sockets between programs of different nodes, over TCP, with netqasm's
 ``Socket`` interface.
 
-Each node's CNPU runs a :class:`ClassicalHub` (a TCP listener). A socket sends by
-connecting to the remote node's hub (first frame: a hello naming sender, receiver,
-socket id and the network's token -- a peer that does not know the token is
-disconnected) and receives from its own hub's queue for (remote, socket id).
+Each node's CNPU runs a :class:`ClassicalHub` (a TCP listener, loopback by default).
+A socket sends by connecting to the remote node's hub and receives from its own hub's
+queue for (remote, socket id).
+
+Who is speaking is the connection's, not a field of a message: the hub opens with a
+challenge (``{"nonce"}``); the sender answers with a hello ``{"from", "to", "sid",
+"mac"}``, ``mac`` = HMAC-SHA256 of the nonce and those fields under the secret of the
+two nodes (:meth:`NetworkDirectory.pair_key`). The hub accepts it only if ``from`` is
+a role of a node that holds that secret with this node and ``to`` a role of this node;
+every message on the connection is then from ``from`` to ``to``. A peer that fails
+is disconnected (``rejected`` counts them).
+
 Messages are JSON data, never code: ``{"s": text}`` for ``send``, ``{"h": header,
 "p": payload}`` for ``send_structured`` (payload: anything JSON can carry), plus
-``"ts"``, the virtual arrival time, in modelled time.
+``"ts"``, the virtual arrival time, in modelled time; at most :data:`MAX_MESSAGE`
+bytes each (a longer frame is refused before it is read; the sender refuses to send
+one). A malformed frame drops its connection; the hub serves the others.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
+import secrets
 import queue
 import socket
 import threading
@@ -24,14 +36,30 @@ from netqasm.sdk.classical_communication.broadcast_channel import BroadcastChann
 from netqasm.sdk.classical_communication.message import StructuredMessage
 from netqasm.sdk.classical_communication.socket import Socket
 
-from ..qnpu.framing import close_listener, recv_frame, send_frame
+from ..qnpu.framing import FramingError, close_listener, recv_frame, send_frame
 from .directory import NetworkDirectory
 from .timing import CNPUClocks, program_lp
 
 
+#: largest classical message (bytes of its JSON frame)
+MAX_MESSAGE = 1 << 20
+#: largest challenge / hello frame (bytes)
+_MAX_HELLO = 4096
+#: how long (s) a hub waits for a connection's hello (or for its network directory)
+HELLO_TIMEOUT_S = 30.0
+
+
 class ClassicalMessageError(ValueError):
-    """A classical message cannot be sent as data (not JSON-serialisable) or a received
-    frame is not a valid message."""
+    """A classical message cannot be sent as data (not JSON-serialisable, too long) or a
+    received frame is not a valid message."""
+
+
+class ClassicalAuthError(ClassicalMessageError, PermissionError):
+    """A connection to a classical hub did not prove the identity it claims."""
+
+
+def hello_mac(key: bytes, nonce: str, frm: str, to: str, sid: int) -> str:
+    return hmac.new(key, f"{nonce}|{frm}|{to}|{sid}".encode(), hashlib.sha256).hexdigest()
 
 
 def encode_message(obj: object, ts: int | None = None) -> bytes:
@@ -45,25 +73,38 @@ def encode_message(obj: object, ts: int | None = None) -> bytes:
     if ts is not None:
         d["ts"] = int(ts)
     try:
-        return json.dumps(d).encode()
+        data = json.dumps(d).encode()
     except (TypeError, ValueError) as exc:
         raise ClassicalMessageError(f"classical message payload is not JSON data: {exc}") from None
+    if len(data) > MAX_MESSAGE:
+        raise ClassicalMessageError(f"classical message of {len(data)} bytes exceeds the "
+                                    f"{MAX_MESSAGE}-byte limit")
+    return data
 
 
 def decode_message(frame: bytes) -> tuple[object, int]:
     """(message, arrival ns or 0)."""
-    try:
-        d = json.loads(frame)
-    except ValueError as exc:
-        raise ClassicalMessageError(f"classical frame is not JSON: {exc}") from None
-    if not isinstance(d, dict):
-        raise ClassicalMessageError("classical frame is not a JSON object")
-    ts = int(d.get("ts", 0))
-    if "s" in d:
-        return str(d["s"]), ts
+    d = _json_object(frame, "classical frame")
+    ts = d.get("ts", 0)
+    if type(ts) is not int or not 0 <= ts < 2**63:
+        raise ClassicalMessageError(f"classical frame: 'ts' must be a non-negative integer, "
+                                    f"got {ts!r:.40}")
+    if "s" in d and isinstance(d["s"], str):
+        return d["s"], ts
     if "h" in d:
         return StructuredMessage(d["h"], d.get("p")), ts
-    raise ClassicalMessageError(f"classical frame has neither 's' nor 'h': {sorted(d)}")
+    raise ClassicalMessageError(f"classical frame has neither a text 's' nor 'h': "
+                                f"{sorted(d)[:8]}")
+
+
+def _json_object(frame: bytes, what: str) -> dict:
+    try:
+        d = json.loads(frame)
+    except (ValueError, RecursionError) as exc:
+        raise ClassicalMessageError(f"{what} is not JSON: {type(exc).__name__}") from None
+    if not isinstance(d, dict):
+        raise ClassicalMessageError(f"{what} is not a JSON object")
+    return d
 
 
 class ClassicalHub:
@@ -71,16 +112,28 @@ class ClassicalHub:
     keyed by (receiving app, sending app, socket id)."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, token: str = "",
-                 clocks: CNPUClocks | None = None) -> None:
+                 clocks: CNPUClocks | None = None, directory: NetworkDirectory | None = None,
+                 node: str | None = None) -> None:
         self.token = token
         self.clocks = clocks
         self.rejected = 0
+        self.directory: NetworkDirectory | None = None
+        self.node: str | None = None
+        self._bound = threading.Event()
+        if directory is not None and node is not None:
+            self.bind(directory, node)
         self._sock = socket.create_server((host, port))
         self.address: tuple[str, int] = self._sock.getsockname()[:2]
         self._queues: dict[tuple[str, str, int], queue.Queue] = {}
         self._lock = threading.Lock()
         self._clients: set[socket.socket] = set()
         threading.Thread(target=self._accept_loop, daemon=True, name="cnpu-hub").start()
+
+    def bind(self, directory: NetworkDirectory, node: str) -> None:
+        """The hub serves node ``node`` of ``directory`` (whose keys prove identities);
+        connections that arrive before are held until then."""
+        self.directory, self.node = directory, node
+        self._bound.set()
 
     def inbox(self, app: str, remote: str, sid: int) -> queue.Queue:
         with self._lock:
@@ -95,21 +148,49 @@ class ClassicalHub:
             self._clients.add(c)
             threading.Thread(target=self._serve, args=(c,), daemon=True, name="cnpu-hub-conn").start()
 
+    def _hello(self, c: socket.socket) -> tuple[str, str, int]:
+        """Challenge the connection; (from, to, sid) it proved, else ClassicalAuthError."""
+        nonce = secrets.token_hex(16)
+        send_frame(c, json.dumps({"nonce": nonce}).encode())
+        frame = recv_frame(c, _MAX_HELLO)
+        if frame is None:
+            raise ClassicalAuthError("connection closed before its hello")
+        h = _json_object(frame, "hello")
+        frm, to, sid, mac = h.get("from"), h.get("to"), h.get("sid"), h.get("mac")
+        if not (isinstance(frm, str) and isinstance(to, str) and type(sid) is int
+                and isinstance(mac, str)):
+            raise ClassicalAuthError("hello needs 'from', 'to' (str), 'sid' (int), 'mac' (str)")
+        if not self._bound.wait(HELLO_TIMEOUT_S):
+            raise ClassicalAuthError("this hub was never given its network directory")
+        d, node = self.directory, self.node
+        assert d is not None and node is not None
+        src = d.roles.get(frm, frm)
+        if src not in d.nodes or d.roles.get(to, to) != node:
+            raise ClassicalAuthError(f"hello from {frm!r:.40} to {to!r:.40}: not a program of "
+                                     f"this network to one of node '{node}'")
+        try:
+            key = d.pair_key(src, node)
+        except KeyError as exc:
+            raise ClassicalAuthError(str(exc)) from None
+        if not hmac.compare_digest(mac, hello_mac(key, nonce, frm, to, sid)):
+            raise ClassicalAuthError(f"hello claiming {frm!r:.40} (node '{src}') did not "
+                                     f"prove it")
+        return frm, to, sid
+
     def _serve(self, c: socket.socket) -> None:
         try:
-            hello = recv_frame(c)
-            if hello is None:
-                return
-            h = json.loads(hello)
-            if not hmac.compare_digest(str(h.get("token", "")), self.token):
+            c.settimeout(HELLO_TIMEOUT_S)
+            try:
+                frm, to, sid = self._hello(c)
+            except ClassicalMessageError:
                 self.rejected += 1
                 return
-            to, frm = str(h["to"]), str(h["from"])
-            q = self.inbox(to, frm, int(h["sid"]))
+            c.settimeout(None)
+            q = self.inbox(to, frm, sid)
             pc = self.clocks.of(to) if self.clocks is not None else None
             src = program_lp(frm)
             while True:
-                f = recv_frame(c)
+                f = recv_frame(c, MAX_MESSAGE)
                 if f is None:
                     return
                 item = decode_message(f)
@@ -117,8 +198,8 @@ class ClassicalHub:
                     q.put(item)
                 else:
                     pc.deliver(src, lambda item=item: q.put(item))
-        except (OSError, ValueError, KeyError, TypeError):
-            return
+        except (OSError, FramingError, ClassicalMessageError):
+            return  # a broken or malformed peer: its connection ends, the hub goes on
         finally:
             self._clients.discard(c)
             c.close()
@@ -154,10 +235,20 @@ class ClassicalSocket(Socket):
                     raise ConnectionError(f"socket {app_name}->{remote_app_name}: cannot reach "
                                           f"node '{remote.name}' at {remote.classical}: {exc}") from exc
                 time.sleep(0.02)
-        self._out.settimeout(None)
         self._out.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        send_frame(self._out, json.dumps({"from": app_name, "to": remote_app_name,
-                                          "sid": socket_id, "token": directory.token}).encode())
+        try:
+            challenge = recv_frame(self._out, _MAX_HELLO)
+            nonce = _json_object(challenge or b"null", "hub challenge").get("nonce")
+            if not isinstance(nonce, str):
+                raise ClassicalMessageError("hub challenge without a nonce")
+        except (OSError, ClassicalMessageError) as exc:
+            raise ConnectionError(f"socket {app_name}->{remote_app_name}: node '{remote.name}' "
+                                  f"at {remote.classical} is no classical hub: {exc}") from exc
+        self._out.settimeout(None)
+        key = directory.pair_key(self._node, remote.name)
+        send_frame(self._out, json.dumps({
+            "from": app_name, "to": remote_app_name, "sid": socket_id,
+            "mac": hello_mac(key, nonce, app_name, remote_app_name, socket_id)}).encode())
         self._lock = threading.Lock()
 
     def _rec(self, kind: str, **data: Any) -> None:

@@ -35,3 +35,23 @@ class EPRSocketError(QNPUError, RuntimeError):
 
 class ProtocolError(QNPUError, ValueError):
     """A host message arrived that makes no sense in the connection's state."""
+
+
+class AppIdNotOwnedError(ProtocolError, PermissionError):
+    """A connection named an app id it did not register: a connection may touch only the
+    processes it created (another program's app id is refused, never served)."""
+
+
+class EntanglementAbortedError(EPRSocketError):
+    """An entanglement request ended unserved: the program at the other end (or on this
+    node) that took part in it went away (disconnected, stopped or killed)."""
+
+
+class EntanglementTimeoutError(EPRSocketError, TimeoutError):
+    """An entanglement request waited longer than the request timeout
+    (``QNPUConfig.request_timeout_ns``) for the other end to take part."""
+
+
+class PeerProtocolError(QNPUError, ValueError):
+    """A peer-protocol message (QNPU to QNPU) is malformed or claims an identity that is
+    not the link's it came over; it is dropped."""

@@ -1,5 +1,9 @@
 """Framing of netqasm messages on a byte stream (netqasm itself does not frame):
-each frame is a 4-byte big-endian length followed by that many bytes."""
+each frame is a 4-byte big-endian length followed by that many bytes.
+
+A receiver states the largest frame it accepts; a length prefix above it is refused
+(:class:`FrameTooLargeError`) before any buffer for the frame is allocated, so a peer
+cannot make a listener reserve memory by announcing a huge frame."""
 
 from __future__ import annotations
 
@@ -7,12 +11,22 @@ import socket
 import struct
 import threading
 
+#: default limit (bytes) of a received frame (qubit-state answers of large simulated
+#: groups are the largest frames of the stack)
 MAX_FRAME = 16 * 1024 * 1024
 _LEN = struct.Struct(">I")
 
 
 class FramingError(ConnectionError):
-    """A frame header announces an impossible length."""
+    """A frame header announces an impossible length, or the stream ended inside a frame."""
+
+
+class FrameTooLargeError(FramingError):
+    """A frame's length prefix exceeds the receiver's limit (refused before allocation)."""
+
+    def __init__(self, n: int, limit: int) -> None:
+        self.length, self.limit = n, limit
+        super().__init__(f"frame of {n} bytes exceeds the {limit}-byte limit")
 
 
 def send_frame(sock: socket.socket, payload: bytes, lock: threading.Lock | None = None) -> None:
@@ -24,25 +38,38 @@ def send_frame(sock: socket.socket, payload: bytes, lock: threading.Lock | None 
             sock.sendall(data)
 
 
-def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            return None
-        buf += chunk
-    return bytes(buf)
+def _recv_into(sock: socket.socket, buf: bytearray | memoryview) -> bool:
+    """Fill ``buf`` from the stream; False if it ended first."""
+    view = memoryview(buf)
+    got, n = 0, len(buf)
+    while got < n:
+        k = sock.recv_into(view[got:], n - got)
+        if k == 0:
+            return False
+        got += k
+    return True
 
 
-def recv_frame(sock: socket.socket) -> bytes | None:
-    """Next frame, or None when the peer closed the stream."""
-    head = _recv_exact(sock, 4)
-    if head is None:
+def recv_frame(sock: socket.socket, max_size: int = MAX_FRAME) -> bytes | None:
+    """Next frame, or None when the peer closed the stream between frames. Raises
+    :class:`FrameTooLargeError` for a length above ``max_size`` (nothing allocated for
+    it) and :class:`FramingError` when the stream ends inside a frame."""
+    head = bytearray(4)
+    view = memoryview(head)
+    k = sock.recv_into(view, 4)
+    if k == 0:
         return None
+    if k < 4 and not _recv_into(sock, view[k:]):
+        raise FramingError(f"stream ended inside a frame header ({k} of 4 bytes)")
     (n,) = _LEN.unpack(head)
-    if n > MAX_FRAME:
-        raise FramingError(f"frame of {n} bytes exceeds the {MAX_FRAME}-byte limit")
-    return _recv_exact(sock, n) if n else b""
+    if n > max_size:
+        raise FrameTooLargeError(n, max_size)
+    if n == 0:
+        return b""
+    buf = bytearray(n)
+    if not _recv_into(sock, buf):
+        raise FramingError(f"stream ended inside a frame of {n} bytes")
+    return bytes(buf)
 
 
 def close_listener(listener: socket.socket, clients) -> None:

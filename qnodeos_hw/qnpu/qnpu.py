@@ -54,9 +54,9 @@ from netqasm.lang.operand import Register
 
 from ..qdrivers.base import NotSimulatedError
 from .compiler import WAIT, SubroutineCache
-from .errors import (ExecutionError, MalformedSubroutineError, ProtocolError, QNPUError,
-                     QubitAllocationError, UnsupportedSubroutineError)
-from .netstack import NetworkStack, RequestBoard, TDMASchedule
+from .errors import (AppIdNotOwnedError, ExecutionError, MalformedSubroutineError, ProtocolError,
+                     QNPUError, QubitAllocationError, UnsupportedSubroutineError)
+from .netstack import NetworkStack, RequestBoard, TDMASchedule, checked_peer_message
 from .peers import LocalPeerBus
 from .process import NETWORK_PRIORITY, USER_PRIORITY, Process, ProcessState, Scheduler
 from .qmmu import NETWORK_PID, QMMU
@@ -97,6 +97,10 @@ class QNPUConfig:
     #: free mode: how far ahead (ns) a peer message's arrival time is put (the peer
     #: handles it at once; this margin lets both ends reach the agreed time bin)
     peer_margin_ns: int = 1_000_000
+    #: how long (node ns) an entanglement request waits for the other end to take part
+    #: before it ends with EntanglementTimeoutError (None: forever); a request the other
+    #: end's program gave up ends at once (EntanglementAbortedError)
+    request_timeout_ns: int | None = 30_000_000_000
 
     def __post_init__(self) -> None:
         if self.idle_wall_scale < 0:
@@ -225,7 +229,10 @@ class QNPU:
         self.net = NetworkStack(name, driver, self.qmmu, self.board, self.node_ids,
                                 self.schedule, self._record,
                                 rng if rng is not None else np.random.default_rng(),
-                                send=self._send_peer, skip=self._skip_bin)
+                                send=self._send_peer, skip=self._skip_bin,
+                                request_timeout_ns=config.request_timeout_ns,
+                                deadline_events=self.modelled,
+                                grant=(lambda: coordinator.until_ns) if self.modelled else None)
         self.netproc = Process(NETWORK_PID, None, NETWORK_PRIORITY)
         self.procs: dict[int, Process] = {}
         self._by_app: dict[int, Process] = {}
@@ -251,7 +258,8 @@ class QNPU:
         self._report_seq = 0
         self._rec_seq = 0
         if peers is not None:
-            peers.register(name, lambda src, msg: self._inbox.put(("peer", src, msg)))
+            peers.register(name, lambda src, msg: self._inbox.put(
+                ("peer", src, checked_peer_message(src, msg, name))))
         if coordinator is not None:
             coordinator.attach(self.lp, lambda r, until: self._inbox.put(("grant", r, until)))
 
@@ -306,6 +314,7 @@ class QNPU:
                 break
             now = self.driver.now_ns()
             att = self.net.next_attempt_ns()
+            self._wake(self.net.expire(now))  # requests whose peer never took part
             if att is not None and att <= now and self.netproc.state is ProcessState.IDLE:
                 self._set_state(self.netproc, ProcessState.READY)
                 self.scheduler.make_ready(self.netproc)
@@ -322,7 +331,11 @@ class QNPU:
                 continue
             if self._progress is not None:
                 self._progress(self.driver.now_ns())
-            self._drain(block=True)
+            deadline = self.net.next_deadline_ns()
+            if deadline is not None and self.config.idle_wall_scale > 0:
+                self._drain_until(max(deadline, now))  # (with scale 0 time stands still)
+            else:
+                self._drain(block=True)
 
     # -- modelled time -------------------------------------------------------------------
     def _run_modelled(self) -> None:
@@ -589,7 +602,10 @@ class QNPU:
             try:
                 q = json.loads(raw[1:])
                 proc = self._by_app.get((cid, q["app_id"]))
-                self._record("process_named", proc.pid if proc else None, app=str(q["name"]))
+                if proc is None:
+                    raise AppIdNotOwnedError(f"app id {q['app_id']!r:.20} is not registered on "
+                                             f"this connection")
+                self._record("process_named", proc.pid, app=str(q["name"]))
             except (ValueError, KeyError, TypeError) as exc:
                 self._record("error", None, error="ProtocolError", message=f"bad 0xE3 message: {exc}")
             return
@@ -608,7 +624,7 @@ class QNPU:
             self._record("subroutine_received", proc.pid if proc else None, app_id=app_id,
                          bytes=len(raw) - 1, msg_id=msg_id)
             if proc is None:
-                self._error(conn, msg_id, ProtocolError(
+                self._error(conn, msg_id, AppIdNotOwnedError(
                     f"subroutine for app id {app_id}, which is not registered on this connection"))
                 return
             proc.pending.append((msg_id, raw[1:]))
@@ -642,7 +658,8 @@ class QNPU:
             proc = self._by_app.get((cid, msg.app_id))
             try:
                 if proc is None:
-                    raise ProtocolError(f"open EPR socket for unregistered app id {msg.app_id}")
+                    raise AppIdNotOwnedError(f"open EPR socket for app id {msg.app_id}, which "
+                                             f"is not registered on this connection")
                 remote = {v: k for k, v in self.node_ids.items()}.get(msg.remote_node_id)
                 if remote is None:
                     raise ProtocolError(f"open EPR socket to unknown node id {msg.remote_node_id}")
@@ -657,8 +674,11 @@ class QNPU:
             self._reply(conn, MsgDoneMessage(msg_id))
         elif mtype is MessageType.STOP_APP:
             proc = self._by_app.get((cid, msg.app_id))
-            if proc is not None:
-                self._remove_process(proc.pid, reason="stopped")
+            if proc is None:
+                self._error(conn, msg_id, AppIdNotOwnedError(
+                    f"stop app id {msg.app_id}, which is not registered on this connection"))
+                return
+            self._remove_process(proc.pid, reason="stopped")
             self._reply(conn, MsgDoneMessage(msg_id))
         # SIGNAL: nothing to stop here (the node outlives its programs)
 
@@ -667,7 +687,8 @@ class QNPU:
             q = json.loads(body)
             proc = self._by_app.get((cid, q["app_id"]))
             if proc is None:
-                raise ProtocolError(f"app id {q['app_id']} is not registered")
+                raise AppIdNotOwnedError(f"app id {q['app_id']!r:.20} is not registered on this "
+                                         f"connection")
             phys = tuple(proc.ctx.ph(v) for v in q["qubits"])  # type: ignore[attr-defined]
             if q.get("full") and hasattr(self.driver, "group_state"):
                 _, rho = self.driver.group_state(phys[0])
@@ -676,8 +697,11 @@ class QNPU:
             return {"ok": True, "re": np.real(rho).tolist(), "im": np.imag(rho).tolist()}
         except NotSimulatedError as exc:
             return {"ok": False, "error": "NotSimulatedError", "message": str(exc)}
-        except Exception as exc:
+        except QNPUError as exc:
             return {"ok": False, "error": type(exc).__name__, "message": str(exc)}
+        except Exception as exc:  # a malformed query: named, not the raw Python error
+            return {"ok": False, "error": "ProtocolError",
+                    "message": f"bad qubit-state query ({type(exc).__name__}: {exc})"}
 
     def _error(self, conn: _Conn, msg_id: int, exc: Exception, pid: int | None = None) -> None:
         name = type(exc).__name__
@@ -771,7 +795,9 @@ class QNPU:
             self._wake_qubit_waiters()
             return
         conn = self._conns.get(proc.conn_id)
+        failure = self.net.failures.pop(proc.pid, None)  # its entanglement request ended
         if proc.current is None:
+            failure = None  # (a request of a subroutine that is over)
             msg_id, raw = proc.pending.popleft()
             proc.current_msg = msg_id
             try:
@@ -788,7 +814,7 @@ class QNPU:
                              instructions=len(compiled.instructions), qnpu_ns=dt)
             proc.current = compiled.run(proc.ctx)  # type: ignore[attr-defined]
         try:
-            out = next(proc.current)
+            out = next(proc.current) if failure is None else proc.current.throw(failure)
         except StopIteration:
             proc.current = None
             # recorded before the reply, so the program's 'cnpu_done_received' comes after it
