@@ -224,3 +224,22 @@ def test_unpaired_requests_end_with_a_named_timeout(tmp_path, time_mode):
         t = [e.t_ns for e in res.trace.of_kind("entanglement_timeout") if e.node == "creator"]
         posted = [e.t_ns for e in res.trace.of_kind("epr_request") if e.node == "creator"]
         assert t and t[0] - posted[0] == timeout_ns
+
+
+def test_a_program_cannot_take_the_nodes_memory_with_arrays(node):
+    q, srv = node
+    c = socket.create_connection(srv.address, timeout=10)
+    send_frame(c, bytes(InitNewAppMessage(app_id=0, max_qubits=1)))
+    assert isinstance(_recv(c), MsgDoneMessage)
+    t0 = time.monotonic()
+    for text in ("set R0 2147483647\narray R0 @0\n",  # 16 GB of list before the bound
+                 "".join(f"set R0 600000\narray R0 @{i}\n" for i in range(4))):
+        send_frame(c, _sub(text, 0))
+        detail, err = _recv(c), _recv(c)
+        assert detail[1]["error"] == "ExecutionError(ValueError)", detail
+        assert "array length" in detail[1]["message"] or "entries" in detail[1]["message"]
+        assert isinstance(err, ErrorMessage)
+    assert time.monotonic() - t0 < 5
+    send_frame(c, _sub("set R0 10\narray R0 @0\nset R1 7\nret_reg R1\n", 0))  # still served
+    assert _recv(c).value == 7 and isinstance(_recv(c), MsgDoneMessage)
+    c.close()

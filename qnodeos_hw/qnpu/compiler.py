@@ -195,7 +195,7 @@ def _translate(g: _Gen, i: int, ins: Any, d: int, block_start: int, next_block: 
         e(f"{g.w(ins.regout)} = ({g.r(ins.regin0)} {op} {g.r(ins.regin1)}) % _mod({g.r(ins.regmod)})")
     elif m == "array":
         a = g.a(ins.address)
-        e(f"{a} = _arrs[{g.ad(ins.address)}] = [None] * {g.r(ins.size)}")
+        e(f"{a} = _arrs[{g.ad(ins.address)}] = [None] * _alen({g.r(ins.size)}, _arrs)")
     elif m == "store":
         e(f"{g.entry(ins.entry)} = {g.r(ins.reg)}")
     elif m == "load":
@@ -278,7 +278,7 @@ def compile_instructions(instrs: list, name: str = "<subroutine>") -> CompiledSu
             body.emit(4, f"_b = {end}")
     # prologue / epilogue
     regs = sorted(body.regs_read | body.regs_written)
-    g.emit(0, "def _factory(_I, _K, _AD, _div, _rem, _mod, _WAIT):")
+    g.emit(0, "def _factory(_I, _K, _AD, _div, _rem, _mod, _WAIT, _alen):")
     for c in sorted(body.consts, key=lambda s: int(s[1:])):
         g.emit(1, f"{c} = _I[{body.consts[c]}]")
     if body.kvals:
@@ -317,7 +317,7 @@ def instantiate(shape: CompiledSubroutine, instrs: list, kvals: tuple,
     generation, no ``compile()``)."""
     ns: dict[str, Any] = {}
     exec(shape.code, ns)  # noqa: S102 - our own generated code
-    run = ns["_factory"](instrs, kvals, addresses, _div, _rem, _mod, WAIT)
+    run = ns["_factory"](instrs, kvals, addresses, _div, _rem, _mod, WAIT, _alen)
     return CompiledSubroutine(instrs, shape.source, run, shape.line_map, shape.filename,
                               kvals, addresses, shape.code)
 
@@ -367,6 +367,24 @@ def _rem(a: int, b: int) -> int:
     if b == 0:
         raise ZeroDivisionError("remainder by zero")
     return a % b
+
+
+#: arrays of one process: at most this many, of this many entries in all (a program
+#: must not take its node's memory; netqasm's largest arrays hold 10 result fields per
+#: EPR pair)
+MAX_ARRAYS = 4096
+MAX_ARRAY_ENTRIES = 1 << 21
+
+
+def _alen(n: int, arrays: dict) -> int:
+    """``n``, the length of a new array, if the process may have it."""
+    if n is None or not 0 <= n <= MAX_ARRAY_ENTRIES:
+        raise ValueError(f"array length must be 0..{MAX_ARRAY_ENTRIES}, got {n}")
+    if len(arrays) >= MAX_ARRAYS:
+        raise ValueError(f"a process may hold at most {MAX_ARRAYS} arrays")
+    if n + sum(len(a) for a in arrays.values() if a is not None) > MAX_ARRAY_ENTRIES:
+        raise ValueError(f"a process' arrays may hold at most {MAX_ARRAY_ENTRIES} entries")
+    return n
 
 
 def _mod(m: int) -> int:
