@@ -59,8 +59,8 @@ def test_bad_latency_files_name_the_key(tmp_path):
 
 # -- the shared clock -----------------------------------------------------------------------
 class _Grants(list):
-    def __call__(self, r, until):
-        self.append((r, until))
+    def __call__(self, r, until, turn=None):
+        self.append((r, until) if turn is None else (r, until, turn))
 
 
 def _report(c, lp, seq, next_ns=None, sent=None, recv=None, rnd=-1, done=False):
@@ -86,6 +86,38 @@ def test_the_clock_grants_gvt_plus_lookahead_only_when_everyone_reported_and_not
     assert g[-1] == (2, 2100)
     _report(c, "qnpu:a", 2, next_ns=0, rnd=9)       # a stale report is ignored
     assert c.status()["lps"]["qnpu:a"]["next_ns"] == 2000
+
+
+def test_held_runs_go_one_at_a_time_in_virtual_time_then_node_order():
+    """QNPUs holding a run that measures a pair half get the turn once everyone is
+    blocked, earliest (time, name) first, before any further time is granted; a run
+    later than a QNPU's pending attempt window waits for that window to end."""
+    c = TimeCoordinator(lookahead_ns=100)
+    ga, gb = _Grants(), _Grants()
+    c.attach("qnpu:a", ga)
+    c.attach("qnpu:b", gb)
+    def rep(lp, seq, rnd, ordered=None, window=None, nxt=None):
+        c.report({"lp": lp, "seq": seq, "next_ns": nxt if nxt is not None else ordered,
+                  "round": rnd, "ordered_ns": ordered, "window_ns": window})
+
+    rep("qnpu:a", 1, 0, nxt=1000)
+    rep("qnpu:b", 1, 0, nxt=1000)
+    assert ga[-1] == (1, 1100)
+    rep("qnpu:b", 2, 1, ordered=1050)
+    rep("qnpu:a", 2, 1, ordered=1050)               # same time: the name decides
+    assert ga[-1] == gb[-1] == (2, 1100, "qnpu:a")  # a's turn; no new time granted
+    rep("qnpu:b", 3, 2, ordered=1050)
+    assert len(ga) == 3                              # a has not reported after its turn
+    rep("qnpu:a", 3, 2, window=1060)                 # a waits in a window at 1060 ...
+    assert gb[-1] == (3, 1100, "qnpu:b")             # ... b's earlier run goes
+    rep("qnpu:b", 4, 3, ordered=1080)                # b holds a run after a's window:
+    assert len(gb) == 4                              # it waits for the window to end
+    rep("qnpu:a", 4, 3, nxt=3000)                    # a is past its window
+    assert gb[-1] == (4, 1100, "qnpu:b")
+    rep("qnpu:b", 5, 4, nxt=2000)
+    rep("qnpu:a", 5, 4, nxt=3000)
+    assert ga[-1] == (5, 2100)                       # ordinary grant: GVT + lookahead
+    assert c.status()["passes"] == 3
 
 
 def test_a_gone_program_no_longer_holds_the_clock():

@@ -70,6 +70,16 @@ class Scheduler:
                 return proc
         return None
 
+    def peek(self) -> Process | None:
+        """The process :meth:`pop` would return, left in the queue."""
+        heap = self._heap
+        while heap:
+            _, seq, proc = heap[0]
+            if self._queued.get(proc.pid) == seq:
+                return proc
+            heapq.heappop(heap)  # a stale entry
+        return None
+
     def remove(self, proc: Process) -> None:
         self._queued.pop(proc.pid, None)
 

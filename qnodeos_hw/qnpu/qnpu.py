@@ -257,11 +257,17 @@ class QNPU:
         self._last_report: tuple | None = None
         self._report_seq = 0
         self._rec_seq = 0
+        # ordered runs (see timebase.sync): a kept pair half lives on this node
+        self._entangled = False
+        self._ordered_ns: int | None = None
+        self._turn = False
+        self.ordered_runs = 0
         if peers is not None:
             peers.register(name, lambda src, msg: self._inbox.put(
                 ("peer", src, checked_peer_message(src, msg, name))))
         if coordinator is not None:
-            coordinator.attach(self.lp, lambda r, until: self._inbox.put(("grant", r, until)))
+            coordinator.attach(self.lp, lambda r, until, turn=None:
+                               self._inbox.put(("grant", r, until, turn)))
 
     # -- outside API (thread-safe) ------------------------------------------------------
     def connect(self, send: Callable[[bytes], None], close: Callable[[], None] | None = None) -> int:
@@ -313,8 +319,8 @@ class QNPU:
             if self._stopped.is_set():
                 break
             now = self.driver.now_ns()
-            att = self.net.next_attempt_ns()
             self._wake(self.net.expire(now))  # requests whose peer never took part
+            att = self.net.next_attempt_ns()
             if att is not None and att <= now and self.netproc.state is ProcessState.IDLE:
                 self._set_state(self.netproc, ProcessState.READY)
                 self.scheduler.make_ready(self.netproc)
@@ -360,8 +366,17 @@ class QNPU:
                 cands.append(att)
         return min(cands) if cands else None
 
+    def _must_order(self) -> bool:
+        """Whether a user process' run must wait for its turn (timebase.sync, "ordered
+        runs"): while a kept pair half (or a qubit it may have been entangled with) is
+        allocated on this node, a measurement's outcome depends on the partner node's."""
+        if self._entangled and self.qmmu.used() == 0:
+            self._entangled = False
+        return self._entangled
+
     def _step(self) -> bool:
         """Process the next event if the shared clock allows it (time below the grant)."""
+        self._ordered_ns = None
         until = self._until
         e = self._next_event_ns()
         if e is None or e >= until:
@@ -381,23 +396,38 @@ class QNPU:
                 self.scheduler.make_ready(self.netproc)
         if now >= until and self.netproc.state is not ProcessState.READY:
             return True  # only messages due before the grant could be handled
+        proc = self.scheduler.peek()
+        if proc is not None and proc is not self.netproc and self._must_order():
+            if not self._turn:
+                self._ordered_ns = now  # held back until the shared clock gives the turn
+                return False
+            self._turn = False
+            self.ordered_runs += 1
         proc = self.scheduler.pop()
+        if proc is self.netproc:
+            # its window may wait for the peer, which may be holding a run for its turn
+            self._report(window_ns=now)
         if proc is not None:
             self._run(proc)
         return True
 
-    def _report(self) -> None:
+    def _report(self, window_ns: int | None = None) -> None:
+        """Tell the shared clock where this QNPU is: blocked (``next_ns`` its next event,
+        ``ordered_ns`` a run held back for its turn) or, with ``window_ns``, about to
+        wait in an attempt window for its peer (it does nothing else before then)."""
         if self._progress is not None:
             self._progress(self.driver.now_ns())
-        state = (self._next_event_ns(), tuple(sorted(self._sent.items())),
-                 tuple(sorted(self._recv.items())), self._round)
+        nxt = window_ns if window_ns is not None else self._next_event_ns()
+        state = (nxt, tuple(sorted(self._sent.items())),
+                 tuple(sorted(self._recv.items())), self._round, self._ordered_ns, window_ns)
         if state == self._last_report:
             return
         self._last_report = state
         self._report_seq += 1
         self.coordinator.report({"type": "report", "lp": self.lp, "seq": self._report_seq,
-                                 "next_ns": state[0], "sent": dict(self._sent),
-                                 "recv": dict(self._recv), "round": self._round, "done": False})
+                                 "next_ns": nxt, "sent": dict(self._sent),
+                                 "recv": dict(self._recv), "round": self._round, "done": False,
+                                 "ordered_ns": self._ordered_ns, "window_ns": window_ns})
 
     def _ingest(self, block: bool) -> None:
         """Move what arrived into the event queue (modelled time)."""
@@ -426,6 +456,7 @@ class QNPU:
             elif kind == "grant":
                 if item[1] > self._round:
                     self._round, self._until = item[1], item[2]
+                    self._turn = item[3] == self.lp
             elif kind == "close":
                 conn = self._conns.get(item[1])
                 if conn is not None and not conn.bye:
@@ -719,6 +750,8 @@ class QNPU:
 
     # -- processes --------------------------------------------------------------------------
     def _record(self, kind: str, pid: int | None, **data: Any) -> None:
+        if kind == "entanglement_delivered" and data.get("vaddr") is not None:
+            self._entangled = True  # a kept half: its partner lives on another node
         self._rec_seq += 1
         self.trace.record_event(self.driver.now_ns(), self.name, kind, pid, data,
                                 source="qnpu", seq=self._rec_seq)

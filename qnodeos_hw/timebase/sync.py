@@ -14,9 +14,12 @@ Protocol (all messages JSON-able dicts):
   "round", "done"}`` -- sent when the LP cannot go on by itself: ``next_ns`` is the
   virtual time of its next own event (None: it waits for a message), ``sent``/``recv``
   count the timestamped messages per channel so far, ``round`` the last grant the LP
-  has acted on (QNPUs only).
-* ``grant`` clock -> QNPU: ``{"round", "until_ns"}`` -- the QNPU may process every
-  event whose time is below ``until_ns``.
+  has acted on (QNPUs only), ``ordered_ns`` (QNPUs only, optional) the time of a process
+  run the QNPU holds back until it is its turn (see below), ``window_ns`` (QNPUs only,
+  optional) set when the QNPU is about to wait in an attempt window for its peer.
+* ``grant`` clock -> QNPU: ``{"round", "until_ns", "pass_lp"}`` -- the QNPU may process
+  every event whose time is below ``until_ns``; ``pass_lp`` names the one QNPU that may
+  run its held-back process (None in an ordinary grant).
 
 The clock grants a new round only when every LP has reported since the last grant it
 got, every channel is balanced (nothing in flight: the count a sender reports equals
@@ -26,6 +29,19 @@ at or after GVT can cause a message that arrives before ``GVT + lookahead``. CNP
 programs never wait for grants: what a program does depends only on the contents of
 the messages it receives (their virtual times are carried, not observed), so it may
 run ahead in wall time; it reports whenever it blocks.
+
+*Ordered runs.* Within one grant the QNPUs run in parallel, which is exact as long as
+what one node does cannot change another's outcomes. A measurement of a qubit whose
+joint state spans another node's qubit (the half of an entangled pair) is the
+exception: its random outcome depends on whether the partner's half was measured
+first. A QNPU that holds such a qubit therefore does not run a user process by itself:
+it reports ``ordered_ns`` (the run's virtual time) and waits. Once every LP is blocked
+and every channel balanced, the clock passes the turn to the held run with the least
+``(ordered_ns, lp)``, one run at a time, before it grants further time. Runs touching
+joint states thus happen in one order fixed by virtual time and node names, on any
+machine under any load. A QNPU waiting in an attempt window counts as blocked (its peer
+may be the one holding a run back), but while it is there no held run later than its
+window goes: whatever it holds after the window comes after the window.
 """
 
 from __future__ import annotations
@@ -49,7 +65,8 @@ class TimeSyncError(RuntimeError):
 
 
 class _LPState:
-    __slots__ = ("kind", "reported", "seq", "next_ns", "sent", "recv", "round", "done", "gone")
+    __slots__ = ("kind", "reported", "seq", "next_ns", "sent", "recv", "round", "done", "gone",
+                 "ordered_ns", "window_ns")
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
@@ -61,6 +78,8 @@ class _LPState:
         self.round = -1
         self.done = False
         self.gone = False
+        self.ordered_ns: int | None = None
+        self.window_ns: int | None = None
 
 
 class TimeCoordinator:
@@ -77,23 +96,26 @@ class TimeCoordinator:
         self.lookahead_ns = int(lookahead_ns)
         self._lock = threading.Lock()
         self._lps: dict[str, _LPState] = {}
-        self._grant_cb: dict[str, Callable[[int, int], None]] = {}
+        self._grant_cb: dict[str, Callable[[int, int, str | None], None]] = {}
         self.round = 0
         self.until_ns = 0
         self.rounds = 0
         self.gvt_ns = 0
+        #: turns passed to held-back (ordered) runs
+        self.passes = 0
 
     # -- membership ---------------------------------------------------------------------
     def expect(self, lp: str, kind: str = "program") -> None:
         with self._lock:
             self._lps.setdefault(lp, _LPState(kind))
 
-    def attach(self, qnpu_lp: str, on_grant: Callable[[int, int], None]) -> None:
-        """A QNPU: ``on_grant(round, until_ns)`` is called (from any thread) per grant."""
+    def attach(self, qnpu_lp: str, on_grant: Callable[[int, int, str | None], None]) -> None:
+        """A QNPU: ``on_grant(round, until_ns, pass_lp)`` is called (from any thread) per
+        grant (``pass_lp``: the QNPU whose held-back run may go, or None)."""
         with self._lock:
             self._lps.setdefault(qnpu_lp, _LPState("qnpu")).kind = "qnpu"
             self._grant_cb[qnpu_lp] = on_grant
-        on_grant(self.round, self.until_ns)
+        on_grant(self.round, self.until_ns, None)
 
     def gone(self, lp: str) -> None:
         """``lp`` went away without finishing (e.g. its process was killed): its channels
@@ -121,6 +143,10 @@ class TimeCoordinator:
             st.recv = {str(k): int(v) for k, v in (msg.get("recv") or {}).items()}
             st.round = int(msg.get("round", -1))
             st.done = bool(msg.get("done", False))
+            ordered = msg.get("ordered_ns")
+            st.ordered_ns = None if ordered is None else int(ordered)
+            window = msg.get("window_ns")
+            st.window_ns = None if window is None else int(window)
             self._try_advance()
 
     def _try_advance(self) -> None:
@@ -136,6 +162,19 @@ class TimeCoordinator:
                 d = lps.get(dst)
                 if d is not None and not d.gone and d.recv.get(name, 0) != n:
                     return
+        held = [(st.ordered_ns, name) for name, st in lps.items()
+                if not st.gone and st.ordered_ns is not None]
+        if held:  # every LP is blocked: the earliest held-back run goes, alone
+            t, turn = min(held)
+            windows = [st.window_ns for st in lps.values()
+                       if not st.gone and st.window_ns is not None]
+            if windows and t > min(windows):
+                return  # a QNPU in an earlier window may hold a run before this one
+            self.round += 1
+            self.passes += 1
+            for cb in self._grant_cb.values():
+                cb(self.round, self.until_ns, turn)
+            return
         times = [st.next_ns for st in lps.values() if not st.gone and st.next_ns is not None]
         if not times:
             return  # nothing can happen until some LP acts (or the run is over)
@@ -146,13 +185,15 @@ class TimeCoordinator:
         self.rounds += 1
         self.until_ns = until
         for cb in self._grant_cb.values():
-            cb(self.round, until)
+            cb(self.round, until, None)
 
     def status(self) -> dict[str, Any]:
         """What the clock waits for (for error messages and tests)."""
         with self._lock:
             return {"round": self.round, "until_ns": self.until_ns, "gvt_ns": self.gvt_ns,
+                    "passes": self.passes,
                     "lps": {n: {"reported": s.reported, "next_ns": s.next_ns, "round": s.round,
+                                "ordered_ns": s.ordered_ns, "window_ns": s.window_ns,
                                 "done": s.done, "gone": s.gone, "sent": dict(s.sent),
                                 "recv": dict(s.recv)} for n, s in self._lps.items()}}
 
