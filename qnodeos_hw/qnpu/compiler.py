@@ -29,6 +29,7 @@ would stall every other thread of the node).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import linecache
 import sys
 import threading
@@ -71,6 +72,11 @@ class CompiledSubroutine:
 
     def __len__(self) -> int:
         return len(self.instructions)
+
+    @functools.cached_property
+    def measures(self) -> bool:
+        """Whether the subroutine measures a qubit (draws an outcome)."""
+        return any(ins.mnemonic in _MEAS for ins in self.instructions)
 
     def instr_at_line(self, lineno: int) -> int | None:
         return self.line_map.get(lineno)

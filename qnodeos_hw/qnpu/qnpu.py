@@ -374,6 +374,15 @@ class QNPU:
             self._entangled = False
         return self._entangled
 
+    def _may_measure(self, proc: Process) -> bool:
+        """Whether ``proc``'s next run may measure (a resumed subroutine: assume so)."""
+        if proc.current is not None or not proc.pending:
+            return True
+        try:
+            return self.cache.get(proc.pending[0][1])[0].measures
+        except QNPUError:
+            return False  # it will fail without touching a qubit
+
     def _step(self) -> bool:
         """Process the next event if the shared clock allows it (time below the grant)."""
         self._ordered_ns = None
@@ -397,7 +406,8 @@ class QNPU:
         if now >= until and self.netproc.state is not ProcessState.READY:
             return True  # only messages due before the grant could be handled
         proc = self.scheduler.peek()
-        if proc is not None and proc is not self.netproc and self._must_order():
+        if (proc is not None and proc is not self.netproc and self._must_order()
+                and self._may_measure(proc)):
             if not self._turn:
                 self._ordered_ns = now  # held back until the shared clock gives the turn
                 return False

@@ -35,9 +35,10 @@ what one node does cannot change another's outcomes. A measurement of a qubit wh
 joint state spans another node's qubit (the half of an entangled pair) is the
 exception: its random outcome depends on whether the partner's half was measured
 first. A QNPU that holds such a qubit therefore does not run a user process by itself:
-it reports ``ordered_ns`` (the run's virtual time) and waits. Once every LP is blocked
-and every channel balanced, the clock passes the turn to the held run with the least
-``(ordered_ns, lp)``, one run at a time, before it grants further time. Runs touching
+it reports ``ordered_ns`` (the run's virtual time) and waits. Once every QNPU is blocked,
+the clock passes the turn to the held run with the least ``(ordered_ns, lp)``, one run
+at a time, before it grants further time (programs and messages in flight need not be
+waited for: by the lookahead nothing they send arrives before the current grant). Runs touching
 joint states thus happen in one order fixed by virtual time and node names, on any
 machine under any load. A QNPU waiting in an attempt window counts as blocked (its peer
 may be the one holding a run back), but while it is there no held run later than its
@@ -151,20 +152,15 @@ class TimeCoordinator:
 
     def _try_advance(self) -> None:
         lps = self._lps
-        for name, st in lps.items():
-            if st.gone:
-                continue
-            if not st.reported:
+        for st in lps.values():
+            if st.kind == "qnpu" and not st.gone and (not st.reported or st.round < self.round):
                 return
-            if st.kind == "qnpu" and st.round < self.round:
-                return
-            for dst, n in st.sent.items():
-                d = lps.get(dst)
-                if d is not None and not d.gone and d.recv.get(name, 0) != n:
-                    return
         held = [(st.ordered_ns, name) for name, st in lps.items()
                 if not st.gone and st.ordered_ns is not None]
-        if held:  # every LP is blocked: the earliest held-back run goes, alone
+        if held:
+            # every QNPU is blocked and nothing in flight or still to be sent arrives
+            # before until_ns (lookahead): programs need not be waited for. The earliest
+            # held-back run goes, alone.
             t, turn = min(held)
             windows = [st.window_ns for st in lps.values()
                        if not st.gone and st.window_ns is not None]
@@ -175,6 +171,15 @@ class TimeCoordinator:
             for cb in self._grant_cb.values():
                 cb(self.round, self.until_ns, turn)
             return
+        for name, st in lps.items():
+            if st.gone:
+                continue
+            if not st.reported:
+                return
+            for dst, n in st.sent.items():
+                d = lps.get(dst)
+                if d is not None and not d.gone and d.recv.get(name, 0) != n:
+                    return
         times = [st.next_ns for st in lps.values() if not st.gone and st.next_ns is not None]
         if not times:
             return  # nothing can happen until some LP acts (or the run is over)
