@@ -30,7 +30,7 @@ COMMANDS: dict[tuple[str, str], str] = {
     ("waveforms", "build"): "qnodeos_hw.waveforms.build:run_cli",
     ("sequences", "build"): "qnodeos_hw.sequences.build:run_cli",
     ("station", "check"): "qnodeos_hw.instruments.station_check:run_cli",
-    ("run", ""): "qnodeos_hw.cnpu.network:run_cli",
+    ("run", ""): "qnodeos_hw.networks.build:run_cli",
     ("calibrate", "rabi"): "qnodeos_hw.experiments.calibrations:run_cli",
     ("calibrate", "ramsey"): "qnodeos_hw.experiments.calibrations:run_cli",
     ("calibrate", "dd"): "qnodeos_hw.experiments.calibrations:run_cli",
@@ -159,10 +159,15 @@ def build_parser() -> argparse.ArgumentParser:
     c = stsub.add_parser("check", help="load the station, connect and describe every instrument")
     c.add_argument("--config", default=None, help="station YAML (default: the built-in sim)")
 
-    r = sub.add_parser("run", help="run a netqasm application directory on a simulated network")
+    r = sub.add_parser("run", help="run a netqasm application directory on a network")
     r.add_argument("app_dir", help="netqasm application directory (app_<role>.py files)")
+    r.add_argument("--network", default=None, metavar="NAME_OR_FILE",
+                   help="network YAML, or a shipped one (ideal_2node, nv_2node, nv_3node); "
+                        "default: an ideal 5-qubit node per app node")
     r.add_argument("--station", default=None,
-                   help="network/station YAML (default: two ideal nodes)")
+                   help="deprecated: an old network-model YAML (platform, num_qubits, bin_ns, "
+                        "...), run with a warning; a QCoDeS station YAML belongs to a node of "
+                        "a network file (nodes.NAME.station)")
     r.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
     r.add_argument("--trace", default=None, help="write the event trace as JSON lines")
     _time_arg(r)
