@@ -112,9 +112,12 @@ def test_held_runs_go_one_at_a_time_in_virtual_time_then_node_order():
     assert gb[-1] == (3, 1100, "qnpu:b")             # ... b's earlier run goes
     rep("qnpu:b", 4, 3, ordered=1080)                # b holds a run after a's window:
     assert len(gb) == 4                              # it waits for the window to end
+    rep("qnpu:b", 5, 3, nxt=1500)                    # nor is new time granted meanwhile
+    assert len(gb) == 4
+    rep("qnpu:b", 6, 3, ordered=1080)
     rep("qnpu:a", 4, 3, nxt=3000)                    # a is past its window
     assert gb[-1] == (4, 1100, "qnpu:b")
-    rep("qnpu:b", 5, 4, nxt=2000)
+    rep("qnpu:b", 7, 4, nxt=2000)
     rep("qnpu:a", 5, 4, nxt=3000)
     assert ga[-1] == (5, 2100)                       # ordinary grant: GVT + lookahead
     assert c.status()["passes"] == 3

@@ -252,6 +252,11 @@ class NetworkStack:
         #: be in any window of a bin before it; no later grant comes before the peer has
         #: received what this node sends now)
         self._grant = grant
+        #: modelled time: measure pairs of measure-directly requests in a later run of their
+        #: own (:meth:`run_deferred`), which the QNPU holds for its turn of the shared
+        #: clock -- the two ends' measurements of one pair then go in a fixed order
+        self.defer_measure = False
+        self._deferred: deque = deque()
         self.node_ids = node_ids
         self.names = {v: k for k, v in node_ids.items()}
         self.schedule = schedule
@@ -795,11 +800,28 @@ class NetworkStack:
         return [TYPE_M, r.rid, phys_or_outcome, basis, 0 if creator else 1, pair, sid, remote,
                 t // 1000, bell]
 
+    def has_deferred(self) -> bool:
+        """Whether heralded measure-directly pairs wait for :meth:`run_deferred`."""
+        return bool(self._deferred)
+
+    def run_deferred(self) -> list[int]:
+        """Measure and deliver the heralded measure-directly pairs (in herald order);
+        returns pids to wake."""
+        woken: list[int] = []
+        while self._deferred:
+            self._deferred.popleft()(woken)
+        return woken
+
     def _deliver_create(self, r: EntRequest, pair: int, phys: int, bell: int, t: int,
-                        woken: list[int], task: _CreateTask | None = None) -> None:
+                        woken: list[int], task: _CreateTask | None = None,
+                        measure_now: bool = False) -> None:
         task = task or self._create.get(r.rid)
         if task is None or task.pid < 0:
             self._release(phys)
+            return
+        if r.type != TYPE_K and self.defer_measure and not measure_now:
+            self._deferred.append(lambda w: self._deliver_create(r, pair, phys, bell, t, w,
+                                                                 task, True))
             return
         if r.type == TYPE_K:
             vaddr = task.q_array[pair]
@@ -818,10 +840,13 @@ class NetworkStack:
         woken.append(task.pid)
 
     def _on_receiver_pair(self, r: EntRequest, pair: int, phys: int, bell: int, t: int,
-                          woken: list[int]) -> None:
+                          woken: list[int], measure_now: bool = False) -> None:
         key = (r.creator, r.receiver_socket)
         if not self.board.receiver_complies(r):  # its program went away meanwhile
             self._release(phys)
+            return
+        if r.type == TYPE_M and self.defer_measure and not measure_now:
+            self._deferred.append(lambda w: self._on_receiver_pair(r, pair, phys, bell, t, w, True))
             return
         if r.type == TYPE_M:
             rot, axes, rb = r.args

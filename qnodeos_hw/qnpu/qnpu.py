@@ -233,6 +233,7 @@ class QNPU:
                                 request_timeout_ns=config.request_timeout_ns,
                                 deadline_events=self.modelled,
                                 grant=(lambda: coordinator.until_ns) if self.modelled else None)
+        self.net.defer_measure = self.modelled  # measure-directly pairs: by turns
         self.netproc = Process(NETWORK_PID, None, NETWORK_PRIORITY)
         self.procs: dict[int, Process] = {}
         self._by_app: dict[int, Process] = {}
@@ -358,7 +359,7 @@ class QNPU:
         cands = []
         if self._events:
             cands.append(self._events[0][0])
-        if len(self.scheduler):
+        if len(self.scheduler) or self.net.has_deferred():
             cands.append(self.driver.now_ns())
         if self.netproc.state is ProcessState.IDLE:
             att = self.net.next_attempt_ns()
@@ -403,6 +404,16 @@ class QNPU:
             if att is not None and att <= now and att < until:
                 self._set_state(self.netproc, ProcessState.READY)
                 self.scheduler.make_ready(self.netproc)
+        if self.net.has_deferred() and now < until:
+            # measure-directly pairs heralded: their measurements go by turns
+            if not self._turn:
+                self._ordered_ns = now
+                return False
+            self._turn = False
+            self.ordered_runs += 1
+            self._wake(self.net.run_deferred())
+            self._wake_qubit_waiters()
+            return True
         if now >= until and self.netproc.state is not ProcessState.READY:
             return True  # only messages due before the grant could be handled
         proc = self.scheduler.peek()

@@ -42,7 +42,8 @@ waited for: by the lookahead nothing they send arrives before the current grant)
 joint states thus happen in one order fixed by virtual time and node names, on any
 machine under any load. A QNPU waiting in an attempt window counts as blocked (its peer
 may be the one holding a run back), but while it is there no held run later than its
-window goes: whatever it holds after the window comes after the window.
+window goes (whatever it holds after the window comes after the window), and no new
+time is granted: a grant never changes while a QNPU runs.
 """
 
 from __future__ import annotations
@@ -171,6 +172,8 @@ class TimeCoordinator:
             for cb in self._grant_cb.values():
                 cb(self.round, self.until_ns, turn)
             return
+        if any(st.window_ns is not None for st in lps.values() if not st.gone):
+            return  # no new time while a QNPU is inside its run (grants stay fixed then)
         for name, st in lps.items():
             if st.gone:
                 continue
