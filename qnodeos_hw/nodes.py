@@ -47,14 +47,26 @@ class SimulatedNode:
             self._closers.pop()()
 
 
-def _nv_program(calibration_file: str | Path | None):
+_PROGRAMS: dict[tuple, tuple] = {}
+
+
+def _nv_program(calibration_file: str | Path | None, n_carbons: int = 0,
+                carbons_file: str | Path | None = None):
+    """(table, HDAWG program) of the calibration with gates for the first ``n_carbons``
+    carbons of the register (built once per process; both are immutable)."""
     from .sequences.hdawg_program import build_hdawg_program
     from .waveforms.calibration import load_calibration
+    from .waveforms.carbon_gates import load_carbon_register
     from .waveforms.table import build_table
 
-    cal = load_calibration(calibration_file)
-    table = build_table(cal)
-    return table, build_hdawg_program(table, cal)
+    key = (str(calibration_file), n_carbons, str(carbons_file))
+    hit = _PROGRAMS.get(key)
+    if hit is None:
+        cal = load_calibration(calibration_file)
+        register = load_carbon_register(carbons_file).first(n_carbons) if n_carbons else None
+        table = build_table(cal, carbons=register)
+        hit = _PROGRAMS[key] = (table, build_hdawg_program(table, cal))
+    return hit
 
 
 def simulated_nv_network(names: tuple[str, ...] = ("client", "server"), seed: int = 0,
@@ -63,7 +75,15 @@ def simulated_nv_network(names: tuple[str, ...] = ("client", "server"), seed: in
                          bin_ns: int | None = None) -> dict[str, SimulatedNode]:
     """NV nodes on simulated stations; every pair of them can entangle through one
     heralding station (paper defaults from the noise model, or ``noise_file``), which
-    pairs attempt windows by time bin when ``bin_ns`` is given."""
+    pairs attempt windows by time bin when ``bin_ns`` is given.
+
+    ``num_qubits``: the electron and ``num_qubits - 1`` carbons (0..5; the first ones of
+    the noise model's ``nv.carbons`` and of the carbon register the table's gates are
+    designed from, ``waveforms/nv_carbons.yaml``)."""
+    if not 1 <= num_qubits <= 6:
+        from .simulators.physics.errors import QubitAddressError
+        raise QubitAddressError(f"an NV node has the electron and 0..5 carbons: num_qubits "
+                                f"must be 1..6, got {num_qubits}")
     from .qdrivers.nv import NVQDriver
     from .simulators.nv_lab import open_nv_node
     from .simulators.physics import HeraldingStation, NVNode, QuantumRegistry, load_noise_models
@@ -72,7 +92,7 @@ def simulated_nv_network(names: tuple[str, ...] = ("client", "server"), seed: in
     registry = QuantumRegistry()
     gens = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(names) + 1)]
     station = HeraldingStation(models.heralding, gens[0], registry, bin_ns=bin_ns)
-    table, program = _nv_program(calibration_file)
+    table, program = _nv_program(calibration_file, num_qubits - 1)
     nodes: dict[str, SimulatedNode] = {}
     try:
         for name, gen in zip(names, gens[1:]):

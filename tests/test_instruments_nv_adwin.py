@@ -45,6 +45,10 @@ class ScriptedNV:
     def initialize(self, qubit, t_ns):
         self.calls.append(("init", qubit, t_ns))
 
+    def readout_counts(self, qubit, t_ns):
+        """A scripted bit as photon counts: 0 -> 5 photons (bright), 1 -> none."""
+        return 0 if self.readout(qubit, t_ns) else 5
+
     def readout(self, qubit, t_ns):
         self.calls.append(("ro", qubit, t_ns))
         return self.bits.pop(0) if len(self.bits) > 1 else self.bits[0]
@@ -91,20 +95,20 @@ def test_init_measure_nop_through_the_mailbox():
     ad.send_instruction(word(Opcode.INIT, seq=1))
     r = decode(ad.read_response())
     assert r == ResponseMessage(ResponseKind.SUCCESS, 0, 0, 1)
-    # two CR checks (3 < 30, then 50) then spin pumping
+    # two CR checks (3 < 30: a 10 us charge repump, then 50) then spin pumping
     cr = [c for c in be.calls if c[0] == "cr"]
-    assert [c[1] for c in cr] == [0, 50_000]
-    assert ("init", 0, 100_000) in be.calls
-    # response on the first tick after completion (100 us + 20 us)
-    assert ad.now_ns() == 120_000 and clock.now_ns() == 120_000
+    assert [c[1] for c in cr] == [0, 60_000]
+    assert ("init", 0, 110_000) in be.calls
+    # response on the first tick after completion (110 us + 20 us)
+    assert ad.now_ns() == 130_000 and clock.now_ns() == 130_000
     ad.send_instruction(word(Opcode.MEASURE))
     assert decode(ad.read_response()) == ResponseMessage(ResponseKind.OUTCOME, 0, 1, 0)
     ad.send_instruction(word(Opcode.NOP))
     assert decode(ad.read_response()).kind is ResponseKind.SUCCESS
     assert ad.instructions_executed() == 3
     ticks = [(e.tick, e.direction.value) for e in sim.timeline]
-    assert ticks == [(0, "instruction"), (12, "response"), (12, "instruction"),
-                     (13, "response"), (13, "instruction"), (14, "response")]
+    assert ticks == [(0, "instruction"), (13, "response"), (13, "instruction"),
+                     (14, "response"), (14, "instruction"), (15, "response")]
 
 
 def test_init_fails_when_cr_check_never_passes():
@@ -114,7 +118,7 @@ def test_init_fails_when_cr_check_never_passes():
     assert decode(ad.read_response()).kind is ResponseKind.FAILURE
     assert sum(c[0] == "cr" for c in be.calls) == 4
     assert not any(c[0] == "init" for c in be.calls)
-    assert ad.now_ns() == 4 * 50_000
+    assert ad.now_ns() == 4 * 50_000 + 4 * 10_000  # each failed check: a charge repump
 
 
 def test_entanglement_responses():

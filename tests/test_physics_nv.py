@@ -2,6 +2,7 @@
 waveforms synthesised here (statistical checks with fixed seeds)."""
 
 import inspect
+import dataclasses
 import math
 
 import numpy as np
@@ -255,7 +256,8 @@ def test_bad_calls_raise_typed_errors():
 
 
 def test_two_qubit_node_gate_entangles_electron_and_nuclear_spin():
-    node = NVNode("n", MODELS.nv.with_overrides({"init_fidelity": 1.0}),
+    perfect = [dataclasses.replace(c, init_fidelity=1.0) for c in MODELS.nv.carbons]
+    node = NVNode("n", MODELS.nv.with_overrides({"init_fidelity": 1.0, "carbons": perfect}),
                   np.random.default_rng(0), QuantumRegistry(), num_qubits=2)
     node.initialize(0, 0)
     node.initialize(1, 0)

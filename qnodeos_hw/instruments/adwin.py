@@ -34,6 +34,8 @@ from .connect_log import LoggedConnectMessage
 PAR_CR_THRESHOLD, PAR_SSRO_THRESHOLD, PAR_CR_MAX_ATTEMPTS = 1, 2, 4
 PAR_INIT_NS, PAR_READOUT_NS, PAR_CR_CHECK_NS, PAR_ENT_ATTEMPT_NS = 5, 6, 7, 8
 PAR_DIO_FLAG_BIT, PAR_TICKS, PAR_DIO_PROTOCOL, PAR_INSTRUCTIONS = 9, 10, 11, 12
+PAR_CHARGE_REPUMP_NS, PAR_CARBON_INIT_NS = 13, 14
+DATA_ENTRY_TARGETS, DATA_SSRO_HISTOGRAM, SSRO_HISTOGRAM_BINS = 3, 4, 64
 FIFO_INSTRUCTIONS, FIFO_RESPONSES = 1, 2
 PROCESS_NO = 1
 _ADWIN_LIBRARY_MISSING = 200
@@ -145,6 +147,12 @@ class ADwinController(LoggedConnectMessage, Instrument):
         self.cr_check_duration = par("cr_check_duration", PAR_CR_CHECK_NS, "CR-check window",
                                      "ns", vals.Ints(100, 10_000_000),
                                      "Charge-resonance check window.")
+        self.charge_repump_duration = par("charge_repump_duration", PAR_CHARGE_REPUMP_NS,
+                                          "Charge repump", "ns", vals.Ints(0, 10**9),
+                                          "charge repump after each failed CR check")
+        self.carbon_init_duration = par("carbon_init_duration", PAR_CARBON_INIT_NS,
+                                        "Carbon initialisation", "ns", vals.Ints(0, 10**9),
+                                        "13C initialisation through the electron")
         self.ent_attempt_duration = par("ent_attempt_duration", PAR_ENT_ATTEMPT_NS,
                                         "Entanglement attempt", "ns",
                                         vals.Ints(100, 10_000_000),
@@ -208,6 +216,26 @@ class ADwinController(LoggedConnectMessage, Instrument):
         self.dio_flag_bit.validate(flag_bit)
         self.dio_protocol(protocol)
         self.dio_flag_bit(flag_bit)
+
+    def load_entry_targets(self, targets: list[int] | tuple[int, ...]) -> None:
+        """Give the controller the waveform table's entry -> qubit map (``Data_3``): it
+        refuses a PLAY whose qubit field names another qubit than the entry acts on."""
+        values = [int(t) for t in targets]
+        if values:
+            self.adwin.SetData_Long(values, DATA_ENTRY_TARGETS, 1, len(values))
+
+    def ssro_histogram(self, clear: bool = False) -> list[int]:
+        """Photon counts of every readout since the last clear (``Data_4``): element ``n``
+        = readouts with ``n`` counts (the last bin: that many or more)."""
+        try:
+            hist = [int(v) for v in self.adwin.GetData_Long(DATA_SSRO_HISTOGRAM, 1,
+                                                            SSRO_HISTOGRAM_BINS)]
+        except Exception:  # nothing read out yet: the array does not exist
+            hist = [0] * SSRO_HISTOGRAM_BINS
+        if clear:
+            self.adwin.SetData_Long([0] * SSRO_HISTOGRAM_BINS, DATA_SSRO_HISTOGRAM, 1,
+                                    SSRO_HISTOGRAM_BINS)
+        return hist
 
     # -- the QDevice mailbox -----------------------------------------------------------------
     def _reserve(self, n: int, what: str) -> None:

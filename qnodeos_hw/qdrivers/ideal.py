@@ -18,6 +18,8 @@ most significant bit. Bell indices follow netqasm's ``BellState``
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 import threading
 import zlib
@@ -407,7 +409,10 @@ class IdealQDriver(QDriver):
         if num_qubits < 1:
             raise ValueError("an IdealQDriver needs at least one qubit")
         self.node = node
-        self.spec: QDeviceSpec = nv_spec(num_qubits)
+        # every qubit communicates and is measured, no pinned placement (an ideal device)
+        self.spec: QDeviceSpec = dataclasses.replace(nv_spec(num_qubits), name="ideal",
+                                                     comm_qubits=None, measurable_qubits=None,
+                                                     pinned=())
         self.flavour = flavour if flavour is not None else VanillaFlavour()
         self.clock = clock if clock is not None else VirtualClock()
         self.durations = durations

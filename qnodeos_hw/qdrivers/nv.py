@@ -22,6 +22,18 @@ QNPU interleaves processes on one qubit).
 MEASURE, ENT_KEEP / ENT_MEASURE opcodes); MW gates are ``PLAY <entry index>``.
 An angle no composition can play within 1e-9 rad raises
 :class:`UnsupportedNetQASMError` naming the instruction and the angle.
+
+Carbons (physical qubits 1..N): a rotation about x by +-pi/2 or pi is one carbon-gate
+entry (a DD train, ``PLAY`` with the carbon's address); a z rotation is a frame update of
+the controller (``ROT_Z`` on the carbon: virtual Z); any other rotation is composed as
+``Rx(theta) = Ry(pi/2) Rz(theta) Ry(-pi/2)`` with ``Ry(phi) = Rz(pi/2) Rx(phi) Rz(-pi/2)``.
+``crot_x`` by +-pi/2 (electron control, carbon target) is one conditional-rotation entry;
+``crot_y`` is ``Rz(pi/2) crot_x Rz(-pi/2)`` on the carbon. CNOT and CZ (from ``mov``,
+``swp``, vanilla ``cnot``/``cphase``) follow the circuits of netqasm's NV compiler
+(``crot_x`` + rotations; the electron must take part). The electron (0) is the only
+measurable and the only communication qubit (the spec's ``measurable_qubits`` /
+``comm_qubits``): ``meas`` on a carbon (netqasm's NV SDK frees virtual qubit 0 first) is
+INIT of the electron, CNOT carbon -> electron, and the electron's readout.
 """
 
 from __future__ import annotations
@@ -30,11 +42,15 @@ import math
 from typing import Any, Callable
 
 import numpy as np
+from netqasm.lang.instr import nv as nv_instr
+from netqasm.lang.instr import vanilla
 from netqasm.lang.instr.flavour import NVFlavour
 
 from ..qdevice.errors import UnsupportedInstructionError
-from ..qdevice.instructions import Axis, PhysicalInstruction, Rotation
-from ..qdevice.message import InstructionMessage, Opcode, instruction_message
+from ..qdevice.errors import MessageError
+from ..qdevice.instructions import (Axis, Init, Measure, PhysicalInstruction, Rotation, TwoQubitGate,
+                                    TwoQubitGateKind)
+from ..qdevice.message import InstructionMessage, Opcode, angle_code, instruction_message
 from ..qdevice.spec import QDeviceSpec, nv_spec
 from ..waveforms.table import TableEntry, WaveformTable
 from .base import UnsupportedNetQASMError
@@ -128,8 +144,128 @@ class NVQDriver(LinkQDriver):
         self.controller = controller
         self.mapping = NVMapping(table)
 
+    # -- carbons ------------------------------------------------------------------------
+    def _carbon_ops(self, instr: Any, rotations: tuple[Rotation, ...]) -> list[tuple[str, float]]:
+        """Time-ordered ('vz', angle) / ('x', quarter turns) steps of rotations on a carbon."""
+        h = math.pi / 2
+        ops: list[tuple[str, float]] = []
+
+        def x(theta: float) -> None:
+            q = theta / h
+            k = round(q)
+            if abs(q - k) < 1e-9 and k % 4 in (1, 2, 3):
+                ops.append(("x", {1: 1, 2: 2, 3: -1}[k % 4]))
+            elif abs(math.remainder(theta, 2 * math.pi)) < 1e-12:
+                return
+            else:  # Rx(t) = Ry(pi/2) Rz(t) Ry(-pi/2); Ry(p) = Rz(pi/2) Rx(p) Rz(-pi/2)
+                ops.extend([("vz", -h), ("x", -1), ("vz", h), ("vz", theta), ("vz", -h),
+                            ("x", 1), ("vz", h)])
+
+        for r in rotations:
+            if r.axis is Axis.Z:
+                ops.append(("vz", r.angle))
+            elif r.axis is Axis.X:
+                x(r.angle)
+            else:
+                ops.append(("vz", -h))
+                x(r.angle)
+                ops.append(("vz", h))
+        merged: list[tuple[str, float]] = []
+        for op in ops:
+            if op[0] == "vz" and merged and merged[-1][0] == "vz":
+                merged[-1] = ("vz", merged[-1][1] + op[1])
+            else:
+                merged.append(op)
+        return [op for op in merged
+                if not (op[0] == "vz" and abs(math.remainder(op[1], 4 * math.pi)) < 1e-12)]
+
+    def _carbon_messages(self, instr: Any, q: int, ops: list[tuple[str, float]]
+                         ) -> tuple[InstructionMessage, ...]:
+        if q > self.mapping.table.num_carbons:
+            raise UnsupportedNetQASMError(f"{instr.mnemonic}: qubit {q} has no carbon gates in "
+                                          f"the waveform table ({self.mapping.table.num_carbons} "
+                                          "carbon(s))")
+        out = []
+        for kind, v in ops:
+            if kind == "vz":
+                try:
+                    n, d = angle_code(v)
+                except MessageError as exc:
+                    raise UnsupportedNetQASMError(f"{instr.mnemonic}: carbon {q} frame rotation by "
+                                                  f"{v!r} rad has no n*pi/2^d code") from exc
+                if n:
+                    out.append(InstructionMessage(Opcode.ROT_Z, q, (n << 4) | d))
+            elif kind == "crot":
+                e = self.mapping.table.carbon_gate(q, "crot_x", int(v))
+                out.append(InstructionMessage(Opcode.PLAY, q, e.index))
+            else:
+                e = self.mapping.table.carbon_gate(q, "rot_x", int(v))
+                out.append(InstructionMessage(Opcode.PLAY, q, e.index))
+        return tuple(out)
+
+    def _electron(self, instr: Any, axis: Axis, angle: float) -> tuple[InstructionMessage, ...]:
+        return self._play_rotations(instr, (Rotation(0, axis, angle),))
+
+    def _carbon(self, instr: Any, q: int, axis: Axis, angle: float) -> tuple[InstructionMessage, ...]:
+        return self._carbon_messages(instr, q, self._carbon_ops(instr, (Rotation(q, axis, angle),)))
+
+    def _crot(self, instr: Any, e: int, c: int, axis: Axis, angle: float
+              ) -> tuple[InstructionMessage, ...]:
+        if e != 0 or c == 0:
+            raise UnsupportedNetQASMError(f"{instr.mnemonic}: conditional rotations are "
+                                          f"electron (0) -> carbon, got qubits ({e}, {c})")
+        k = angle / (math.pi / 2)
+        if abs(k - round(k)) > 1e-9:
+            raise UnsupportedNetQASMError(f"{instr.mnemonic}: conditional rotations by multiples "
+                                          f"of pi/2 only, got {angle} rad")
+        k = int(round(k)) % 4
+        ops: list[tuple[str, float]] = [("crot", 1)] * (k if k < 3 else 0) + \
+            ([("crot", -1)] if k == 3 else [])
+        if axis is Axis.Y:
+            ops = [("vz", -math.pi / 2)] + ops + [("vz", math.pi / 2)]
+        return self._carbon_messages(instr, c, ops)
+
+    def _two_qubit(self, instr: Any, g: TwoQubitGate) -> tuple[InstructionMessage, ...]:
+        """CNOT / CZ by netqasm's NV-compiler circuits (the electron must take part)."""
+        a, b = g.control, g.target
+        h = math.pi / 2
+        X, Y, Z = Axis.X, Axis.Y, Axis.Z
+        hadamard = self._play_rotations(instr, (Rotation(0, Y, h), Rotation(0, X, math.pi)))
+        if g.gate is TwoQubitGateKind.CNOT and a == 0:
+            return (self._crot(instr, 0, b, X, h) + self._electron(instr, Z, -h)
+                    + self._carbon(instr, b, X, -h))
+        if g.gate is TwoQubitGateKind.CNOT and b == 0:
+            return (hadamard + self._carbon(instr, a, Y, h) + self._crot(instr, 0, a, X, h)
+                    + self._electron(instr, Z, -h) + self._carbon(instr, a, X, -h)
+                    + self._carbon(instr, a, Y, -h) + hadamard)
+        if g.gate is TwoQubitGateKind.CZ and 0 in (a, b):
+            c = b if a == 0 else a
+            return (self._carbon(instr, c, Y, h) + self._crot(instr, 0, c, X, h)
+                    + self._electron(instr, Z, -h) + self._carbon(instr, c, X, -h)
+                    + self._carbon(instr, c, Y, -h))
+        raise UnsupportedNetQASMError(
+            f"{instr.mnemonic}: {g.gate.name} between qubits {a} and {b}: an NV node has no "
+            "carbon-carbon gate (netqasm's NV compiler moves one carbon through the electron)")
+
+    def _compile(self, instr: Any, qubits: tuple[int, ...]) -> tuple[InstructionMessage, ...]:
+        if isinstance(instr, (nv_instr.ControlledRotXInstruction, nv_instr.ControlledRotYInstruction)):
+            if len(qubits) < 2:
+                raise UnsupportedNetQASMError(f"{instr.mnemonic}: needs 2 qubits, got {qubits!r}")
+            for q in qubits[:2]:
+                if not 0 <= q < self.spec.num_qubits:
+                    raise UnsupportedNetQASMError(f"{instr.mnemonic}: qubit {q} does not exist on "
+                                                  f"the {self.spec.num_qubits}-qubit NV node")
+            n = instr.imm0.value if hasattr(instr.imm0, "value") else int(instr.imm0)
+            d = instr.imm1.value if hasattr(instr.imm1, "value") else int(instr.imm1)
+            axis = Axis.X if isinstance(instr, nv_instr.ControlledRotXInstruction) else Axis.Y
+            return self._crot(instr, qubits[0], qubits[1], axis, n * math.pi / (1 << d))
+        return super()._compile(instr, qubits)
+
     def _play_rotations(self, instr: Any, rotations: tuple[Rotation, ...]
                         ) -> tuple[InstructionMessage, ...]:
+        if rotations[0].qubit != 0:
+            q = rotations[0].qubit
+            return self._carbon_messages(instr, q, self._carbon_ops(instr, rotations))
         entries = self.mapping.rotations(list(rotations))
         if entries is None:
             angles = ", ".join(f"{r.axis.value}:{r.angle!r} rad" for r in rotations)
@@ -140,6 +276,14 @@ class NVQDriver(LinkQDriver):
         return tuple(InstructionMessage(Opcode.PLAY, q, e) for e in entries)
 
     def _play_other(self, instr: Any, p: PhysicalInstruction) -> tuple[InstructionMessage, ...]:
+        if isinstance(p, TwoQubitGate):
+            return self._two_qubit(instr, p)
+        if isinstance(p, Measure) and p.qubit != 0 and 0 in (self.spec.measurable_qubits or ()):
+            # a carbon is read out through the electron (which netqasm's NV SDK frees first):
+            # electron to |0>, CNOT carbon -> electron, electron readout
+            init = instruction_message(Init(0))
+            return ((init,) + self._two_qubit(instr, TwoQubitGate(p.qubit, 0))
+                    + (instruction_message(Measure(0)),))
         try:
             self.spec.check(p)
         except UnsupportedInstructionError as exc:

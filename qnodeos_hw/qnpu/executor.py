@@ -22,7 +22,7 @@ class StandaloneExecutor:
     def __init__(self, driver: Any, max_qubits: int | None = None) -> None:
         self.driver = driver
         n = driver.spec.num_qubits
-        self.qmmu = QMMU(n)
+        self.qmmu = QMMU.for_spec(driver.spec)
         self.table = self.qmmu.add_process(1, max_qubits or n)
         self.cache = SubroutineCache(driver.flavour)
         self.regs: dict[str, Any] = {}

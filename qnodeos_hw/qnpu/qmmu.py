@@ -17,11 +17,22 @@ class QMMU:
     reserved for entanglement until :meth:`transfer`.
     """
 
-    def __init__(self, num_qubits: int, comm_qubits: tuple[int, ...] | None = None) -> None:
+    def __init__(self, num_qubits: int, comm_qubits: tuple[int, ...] | None = None,
+                 pinned: tuple[tuple[int, int], ...] = ()) -> None:
         self.num_qubits = num_qubits
         self.comm_qubits = tuple(range(num_qubits)) if comm_qubits is None else tuple(comm_qubits)
+        #: virtual address -> the physical qubit it must map to (NV: virtual 0 = electron)
+        self.pinned: dict[int, int] = {int(v): int(p) for v, p in pinned}
+        self._pinned_phys = frozenset(self.pinned.values())
         self._owner: list[int | None] = [None] * num_qubits
         self._tables: dict[int, list[int | None]] = {}
+
+    @classmethod
+    def for_spec(cls, spec, comm_qubits: tuple[int, ...] | None = None) -> "QMMU":
+        """The QMMU of a device: its qubits, communication qubits (``comm_qubits``
+        overrides the spec's) and pinned virtual addresses, all from the QDevice spec."""
+        comm = comm_qubits if comm_qubits is not None else getattr(spec, "comm_qubits", None)
+        return cls(spec.num_qubits, comm, tuple(getattr(spec, "pinned", ())))
 
     # -- processes ----------------------------------------------------------------------
     def add_process(self, pid: int, max_qubits: int) -> list[int | None]:
@@ -67,9 +78,23 @@ class QMMU:
 
     def allocate(self, pid: int, vaddr: int) -> int:
         """Map ``vaddr`` of ``pid`` to a free physical qubit (prefers non-communication ones
-        when the device has both)."""
+        when the device has both). A pinned ``vaddr`` (NV: 0) gets its own physical qubit
+        or :class:`QubitAllocationError` naming who holds it; other addresses never take a
+        pinned physical qubit."""
         table = self._check_vaddr(pid, vaddr)
+        want = self.pinned.get(vaddr)
+        if want is not None:
+            holder = self._owner[want]
+            if holder is not None:
+                who = "the network process" if holder == NETWORK_PID else f"process {holder}"
+                raise QubitAllocationError(
+                    f"process {pid}: virtual qubit {vaddr} must be physical qubit {want} "
+                    f"(pinned: the NV compiler's electron), which {who} holds")
+            self._owner[want] = pid
+            table[vaddr] = want
+            return want
         pool = [p for p in range(self.num_qubits) if p not in self.comm_qubits] + list(self.comm_qubits)
+        pool = [p for p in pool if p not in self._pinned_phys]
         for p in pool:
             if self._owner[p] is None:
                 self._owner[p] = pid
@@ -104,6 +129,11 @@ class QMMU:
         if self._owner[phys] != NETWORK_PID:
             raise QubitAllocationError(f"physical qubit {phys} is not owned by the network process")
         table = self._check_vaddr(pid, vaddr)
+        want = self.pinned.get(vaddr)
+        if (want is not None and want != phys) or (want is None and phys in self._pinned_phys):
+            raise QubitAllocationError(
+                f"process {pid}: entangled qubit {phys} cannot take virtual address {vaddr} "
+                f"(pinned addresses: {self.pinned})")
         self._owner[phys] = pid
         table[vaddr] = phys
 

@@ -222,7 +222,7 @@ class QNPU:
         self._progress = progress
         if self.modelled and coordinator is None:
             raise QNPUError(f"QNPU '{name}': modelled time needs the network's shared clock")
-        self.qmmu = QMMU(driver.spec.num_qubits, config.comm_qubits)
+        self.qmmu = QMMU.for_spec(driver.spec, config.comm_qubits)
         self.cache = SubroutineCache(driver.flavour)
         self.scheduler = Scheduler()
         self.schedule = TDMASchedule(config.bin_ns, config.links, config.attempts_per_bin)

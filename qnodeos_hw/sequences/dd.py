@@ -123,7 +123,10 @@ class DDSequence:
         return PULSES_PER_BLOCK * self.tau_samples
 
     def entry_playlist(self, entry: TableEntry) -> Playlist:
-        """The entry's operation then its first XY8 block, ending where idle DD resumes."""
+        """The entry's operation then its first XY8 block, ending where idle DD resumes
+        (a carbon gate: its DD train, :meth:`train_playlist`)."""
+        if entry.carbon is not None:
+            return self.train_playlist(entry)
         op = Segment("entry", entry.op_samples, entry=entry.index)
         pl = render_block(entry.dd_start_sample, self, start=entry.op_samples, head=(op,))
         if pl.length != entry.length_samples or pl.next_shift != entry.resume_shift:
@@ -131,6 +134,33 @@ class DDSequence:
                                 f"{entry.resume_shift}, DD layout gives {pl.length} / {pl.next_shift} "
                                 "(table built with another calibration?)")
         return pl
+
+    def train_playlist(self, entry: TableEntry) -> Playlist:
+        """A carbon gate: ``train_pulses`` x-axis DD pi pulses centred at
+        ``lead + (2j+1) tau`` (``tau`` = ``train_tau_samples``; the reference ``lead`` is the
+        previous block's echo point), played from the shifted DD copies with playZero gaps,
+        ending where idle DD resumes after the train's echo point ``lead + 2 n tau``."""
+        tau, n = entry.train_tau_samples, entry.train_pulses
+        if tau is None or n is None:
+            raise DDTimingError(f"entry {entry.name!r} is not a DD train")
+        copies, ref = self.copies, self.lead_samples
+        segs: list[Segment] = []
+        cur = 0
+        centres, axes = [], []
+        for j in range(n):
+            p = (2 * ref + (2 * j + 1) * 2 * tau - copies.pulse_samples + 1) // 2
+            w0 = (p // GRANULARITY) * GRANULARITY
+            _gap(segs, w0 - cur, f"before train pulse {j} of {entry.name}")
+            segs.append(Segment("dd", copies.window_samples, axis="x", shift=p - w0))
+            centres.append(p + copies.pulse_samples / 2)
+            axes.append("x")
+            cur = w0 + copies.window_samples
+        end, shift = resume_point(ref + 2 * n * tau, self.lead_samples)
+        _gap(segs, end - cur, f"after the last train pulse of {entry.name}")
+        if end != entry.length_samples or shift != entry.resume_shift:
+            raise DDTimingError(f"entry {entry.name!r}: table says {entry.length_samples} / "
+                                f"{entry.resume_shift}, train layout gives {end} / {shift}")
+        return Playlist(tuple(segs), end, shift, tuple(centres), tuple(axes))
 
     def schedule(self, start_shift: int, n_blocks: int) -> tuple[list[Playlist], np.ndarray]:
         """``n_blocks`` idle blocks from DD state ``start_shift``: the playlists and the absolute

@@ -139,6 +139,9 @@ class HdawgProgram:
     calibration_hash: str
     dd_ct_base: int
     dd: DDSequence = field(repr=False)
+    #: entry index -> the qubit it acts on (0 electron, k carbon k): the controller's
+    #: entry-target table (it refuses a PLAY that addresses another qubit)
+    entry_targets: tuple[int, ...] = ()
 
     def dio_word(self, entry_index: int, toggle: int) -> int:
         """The DIO value that requests ``entry_index`` with toggle bit ``toggle`` (0/1)."""
@@ -245,6 +248,8 @@ def build_hdawg_program(table: WaveformTable, calibration: NVCalibration, devtyp
     ct = CommandTable(hdawg_ct_schema(), active_validation=False)
     ct.header.userString = f"qnodeos nv {table.calibration_hash[:8]}"
     for e in table:
+        if e.carbon is not None:
+            continue  # a DD train: played from the DD copies by its own SeqC branch
         if e.mw:
             wf[e.index] = (e.samples_i,) if n_channels == 1 else (e.samples_i, e.samples_q)
             ct.table[e.index].waveform.index = e.index
@@ -264,7 +269,8 @@ def build_hdawg_program(table: WaveformTable, calibration: NVCalibration, devtyp
                         codewords=MappingProxyType({e.index: e.index for e in table}),
                         entry_playlists=entry_lists, idle_playlists=dd.idle, memory=memory,
                         devtype=devtype, n_channels=n_channels, sample_rate_hz=calibration.sample_rate_hz,
-                        calibration_hash=table.calibration_hash, dd_ct_base=dd_base, dd=dd)
+                        calibration_hash=table.calibration_hash, dd_ct_base=dd_base, dd=dd,
+                        entry_targets=tuple(e.target_qubit for e in table))
 
 
 def _seg_code(seg: Segment, dd_base: int) -> str:

@@ -17,9 +17,19 @@ TickLink` enforces the tick rules):
   either high (``Par_11`` = 0, "valid" protocol) or flipped from the previous
   request (``Par_11`` = 1, "toggle" protocol, the default: our NV SeqC program polls
   ``getDIO()`` at XY8 block boundaries), waits for the AWG to finish -> SUCCESS;
-* ``INIT``: charge-resonance check (repeated up to ``Par_4`` times until the
-  counts reach ``Par_1``), then spin pumping -> SUCCESS, or FAILURE;
-* ``MEASURE``: single-shot readout -> OUTCOME;
+* ``PLAY`` is checked against the entry-target table (``Data_3``: entry index ->
+  the qubit it acts on, loaded by the driver from the waveform table; 0 = electron,
+  k = carbon k): a PLAY whose qubit field names another qubit is refused
+  (:class:`InstructionRejectedError`), so an instruction never silently reaches the
+  wrong qubit. Without a loaded table every entry acts on the electron.
+* ``INIT``: charge-resonance check (repeated up to ``Par_4`` times, each failure followed
+  by a charge repump of ``Par_13`` ns, until the counts reach ``Par_1``), then spin
+  pumping -> SUCCESS, or FAILURE; INIT of a carbon is its initialisation (``Par_14`` ns;
+  effective: the electron is left as it was) -> SUCCESS;
+* ``ROT_Z`` on a carbon: a frame update (virtual Z), no time -> SUCCESS;
+* ``MEASURE`` (electron only): single-shot readout; counts >= ``Par_2`` read 0 ->
+  OUTCOME; every readout's photon counts go into the histogram ``Data_4``
+  (``Data_4[n+1]`` = readouts with n counts, n < 63; the last bin collects the rest);
 * ``ENT_KEEP``/``ENT_MEASURE``: an attempt window of ``argument`` heralded attempts
   (0 or 1: one attempt; each ``Par_8`` ns, which must equal the physics' attempt
   duration), ending at the first herald; ``ENT_MEASURE`` adds the readout window
@@ -60,6 +70,11 @@ PAR_DIO_FLAG_BIT: Final = 9
 PAR_TICKS: Final = 10
 PAR_DIO_PROTOCOL: Final = 11
 PAR_INSTRUCTIONS: Final = 12
+PAR_CHARGE_REPUMP_NS: Final = 13
+PAR_CARBON_INIT_NS: Final = 14
+DATA_ENTRY_TARGETS: Final = 3
+DATA_SSRO_HISTOGRAM: Final = 4
+SSRO_HISTOGRAM_BINS: Final = 64
 DIO_PROTOCOL_VALID: Final = 0
 DIO_PROTOCOL_TOGGLE: Final = 1
 FIFO_INSTRUCTIONS: Final = 1
@@ -67,7 +82,7 @@ FIFO_RESPONSES: Final = 2
 CONTROLLER_PROCESS: Final = "qnodeos_nv_controller"
 _READ_ONLY_PARS: Final = frozenset({PAR_TICKS, PAR_INSTRUCTIONS})
 _SUPPORTED = frozenset({Opcode.NOP, Opcode.INIT, Opcode.MEASURE, Opcode.ENT_KEEP,
-                        Opcode.ENT_MEASURE, Opcode.PLAY})
+                        Opcode.ENT_MEASURE, Opcode.PLAY, Opcode.ROT_Z})
 # enum members as module constants: the hot path compares against these (an Enum class
 # attribute lookup costs several times a global lookup)
 _OP_PLAY: Final = Opcode.PLAY
@@ -75,6 +90,7 @@ _OP_NOP: Final = Opcode.NOP
 _OP_INIT: Final = Opcode.INIT
 _OP_MEASURE: Final = Opcode.MEASURE
 _OP_ENT_MEASURE: Final = Opcode.ENT_MEASURE
+_OP_ROT_Z: Final = Opcode.ROT_Z
 # response kinds as plain ints (cheap to hash in the response-word cache key)
 _R_SUCCESS: Final = int(ResponseKind.SUCCESS)
 _R_FAILURE: Final = int(ResponseKind.FAILURE)
@@ -99,7 +115,8 @@ def _word_value(raw: bytes) -> int:
 _DEFAULT_PARS = {PAR_CR_THRESHOLD: 30, PAR_SSRO_THRESHOLD: 1, PAR_CR_MAX_ATTEMPTS: 100,
                  PAR_INIT_NS: 20_000, PAR_READOUT_NS: 10_000, PAR_CR_CHECK_NS: 50_000,
                  PAR_ENT_ATTEMPT_NS: 5_000, PAR_DIO_FLAG_BIT: 8,
-                 PAR_DIO_PROTOCOL: DIO_PROTOCOL_TOGGLE}
+                 PAR_DIO_PROTOCOL: DIO_PROTOCOL_TOGGLE, PAR_CHARGE_REPUMP_NS: 10_000,
+                 PAR_CARBON_INIT_NS: 500_000}
 
 
 class DIOTarget(Protocol):
@@ -135,6 +152,7 @@ class _ControllerProcess:
         self._pending: list[bytes] = []  # started, response not yet sent (list: see TickLink._inbox)
         self.toggle = 0  # DIO request toggle (toggle protocol)
         self._encoded: dict[int, bytes] = {}  # response words (few distinct ones)
+        self.cr_checks = 0  # INITs run (tests)
 
     def start(self, message: bytes, t_ns: int) -> int:
         o = self.o
@@ -165,24 +183,37 @@ class _ControllerProcess:
             if be is None:
                 raise InstructionRejectedError("SetFifo_Long", f"{op.name}: no qubit backend "
                                                "wired to the simulated controller")
-            if op is _OP_INIT:
+            if op is _OP_INIT and q != 0:  # a carbon: its initialisation, no CR check
+                be.initialize(q, t_ns)
+                kind, duration = _R_SUCCESS, par[PAR_CARBON_INIT_NS]
+            elif op is _OP_INIT:
                 t = t_ns
                 passed = False
                 threshold, window = par[PAR_CR_THRESHOLD], par[PAR_CR_CHECK_NS]
+                repump = par[PAR_CHARGE_REPUMP_NS]
                 for _ in range(max(1, par[PAR_CR_MAX_ATTEMPTS])):
                     counts = be.cr_check(t)
                     t += window
                     if counts >= threshold:
                         passed = True
                         break
+                    t += repump  # charge repump before the next check
+                self.cr_checks += 1
                 if passed:
                     be.initialize(q, t)
                     t += par[PAR_INIT_NS]
                 kind = _R_SUCCESS if passed else _R_FAILURE
                 duration = t - t_ns
             elif op is _OP_MEASURE:
-                kind, outcome = _R_OUTCOME, int(be.readout(q, t_ns))
+                counts = int(be.readout_counts(q, t_ns))
+                hist = o._histogram()
+                hist[counts if counts < SSRO_HISTOGRAM_BINS else SSRO_HISTOGRAM_BINS - 1] += 1
+                kind, outcome = _R_OUTCOME, 0 if counts >= par[PAR_SSRO_THRESHOLD] else 1
                 duration = par[PAR_READOUT_NS]
+            elif op is _OP_ROT_Z:  # a carbon's frame update (virtual Z)
+                n, d = msg.argument >> 4, msg.argument & 0xF
+                be.frame_rotate(q, n * 3.141592653589793 / (1 << d), t_ns)
+                kind, duration = _R_SUCCESS, 0
             else:  # ENT_KEEP / ENT_MEASURE: an attempt window of argument attempts
                 measure = op is _OP_ENT_MEASURE
                 budget = max(1, msg.argument)
@@ -388,6 +419,16 @@ class SimulatedADwin:
         if len(arr) < end:
             arr.extend([0] * (end - len(arr)))
         arr[Startindex - 1:end] = [int(x) for x in list(Data)[:Count]]
+        if DataNo == DATA_ENTRY_TARGETS:
+            self._accepted.clear()  # PLAY words are validated against the targets
+
+    def _histogram(self) -> list[int]:
+        """The SSRO photon-count histogram (Data_4), created on first use."""
+        h = self._data.get(DATA_SSRO_HISTOGRAM)
+        if h is None or len(h) != SSRO_HISTOGRAM_BINS:
+            h = [0] * SSRO_HISTOGRAM_BINS
+            self._data[DATA_SSRO_HISTOGRAM] = h
+        return h
 
     def GetData_Long(self, DataNo: int, StartIndex: int, Count: int) -> list[int]:  # noqa: N802,N803
         arr = self._data.get(DataNo, [])
@@ -491,6 +532,28 @@ class SimulatedADwin:
         if msg.qubit >= self.spec.num_qubits:
             raise InstructionRejectedError("SetFifo_Long", f"qubit {msg.qubit} not on this "
                                            f"{self.spec.num_qubits}-qubit device")
+        op = msg.opcode
+        if op is _OP_PLAY:
+            targets = self._data.get(DATA_ENTRY_TARGETS, [])
+            arg = msg.argument
+            target = targets[arg] if 0 <= arg < len(targets) else 0
+            if target != msg.qubit:
+                raise InstructionRejectedError(
+                    "SetFifo_Long", f"PLAY {arg} acts on qubit {target} "
+                    f"({'the electron' if target == 0 else 'carbon ' + str(target)}), the message "
+                    f"addresses qubit {msg.qubit}"
+                    + ("" if targets else " (no entry-target table loaded in Data_3)"))
+        elif op is _OP_ROT_Z and msg.qubit == 0:
+            raise InstructionRejectedError("SetFifo_Long", "ROT_Z on the electron: electron "
+                                           "gates go as PLAY <table entry>")
+        comm = self.spec.comm_qubits or ()
+        meas = self.spec.measurable_qubits or ()
+        if op is _OP_MEASURE and msg.qubit not in meas:
+            raise InstructionRejectedError("SetFifo_Long", f"MEASURE qubit {msg.qubit}: only "
+                                           f"qubits {list(meas)} have a readout")
+        if op in (Opcode.ENT_KEEP, _OP_ENT_MEASURE) and msg.qubit not in comm:
+            raise InstructionRejectedError("SetFifo_Long", f"{op.name} qubit {msg.qubit}: only "
+                                           f"qubits {list(comm)} are communication qubits")
         if type(value) is int and len(self._accepted) < _ACCEPTED_MAX:
             self._accepted[value] = word
         return word

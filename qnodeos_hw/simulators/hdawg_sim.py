@@ -254,6 +254,9 @@ class _Entry:
     i: np.ndarray | None
     q: np.ndarray | None
     key: tuple
+    #: a fixed branch of DD pulses (a carbon gate's train): (pulse start offsets in samples,
+    #: their I and Q samples); ``wave_index`` is -2
+    train: tuple | None = None
 
 
 @dataclass
@@ -712,7 +715,22 @@ class SimulatedHDAWGConnection:
         program = core.program
         assert program is not None  # checked by _play_codeword
         prog_dd_idle = program.dd_idle
-        if entry.i is not None and entry.q is not None:
+        if entry.train is not None:  # a DD train (carbon gate): the electron line plays it
+            be, q = self.backend, self.qubit_of_core[idx]
+            if core.dd_on:
+                core.dd_on = False
+                self._dd_rows.append((t0, idx, False))
+                if be is not None:
+                    be.set_dd(q, False, t0)
+            if be is not None:
+                offs, wis, wqs = entry.train
+                be.play_train(q, entry.key, offs, wis, wqs, n, rate, t0)
+            if prog_dd_idle:
+                core.dd_on = True
+                self._dd_rows.append((t1, idx, True))
+                if be is not None:
+                    be.set_dd(q, True, t1)
+        elif entry.i is not None and entry.q is not None:
             # DD stops for the entry and resumes after it: self._dd(...), inlined (hot path)
             be, q = self.backend, self.qubit_of_core[idx]
             if core.dd_on:
@@ -740,11 +758,34 @@ class SimulatedHDAWGConnection:
         if branch is None:
             raise UnknownCodewordError(f"AWG core {core.index}: codeword {cw} selects no "
                                        "table entry of the program")
-        entry = self._entry(core, cw)
-        before, after = self._branch_layout(core, branch)
+        if not any(g[0] == "cw" for g in branch[1]):  # a fixed branch: a carbon gate's train
+            entry = self._train(core, cw, branch[1])
+            before, after = 0, 0
+        else:
+            entry = self._entry(core, cw)
+            before, after = self._branch_layout(core, branch)
         req = (entry, before, after, branch[2])
         self._request_cache[(core.index << 32) | cw] = req
         return req
+
+    def _train(self, core: _Core, cw: int, segs: tuple) -> _Entry:
+        """The samples a fixed branch plays: every command-table pulse at its offset."""
+        offs: list[int] = []
+        wis: list[np.ndarray] = []
+        wqs: list[np.ndarray] = []
+        pos = 0
+        for g in segs:
+            if g[0] == "ct":
+                e = self._entry(core, int(g[1]))
+                if e.i is not None and e.q is not None:
+                    offs.append(pos)
+                    wis.append(e.i)
+                    wqs.append(e.q)
+                pos += e.n_samples
+            else:
+                pos += int(g[1])
+        key = (self.serial, core.index, -1 - cw, core.generation)
+        return _Entry(-2, pos, None, None, key, (offs, wis, wqs))
 
     def _branch_layout(self, core: _Core, branch: tuple) -> tuple[int, int]:
         """Samples a branch plays before and after its requested entry (cached)."""

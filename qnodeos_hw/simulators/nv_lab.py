@@ -48,6 +48,21 @@ def default_nv_physics(name: str, seed: int) -> NVQubitBackend:
     return NVNode(name, models.nv_for(name), np.random.default_rng(seed), QuantumRegistry())
 
 
+def set_controller_timings(adwin: SimulatedADwin, model: Any) -> None:
+    """The controller's durations from the NV noise model (``nv`` section of the noise-model
+    YAML, where each has its source): CR check, charge repump, CR attempts, spin pumping,
+    readout, carbon initialisation. The simulated lab's ADwin starts with these; a real
+    ADwin gets them from the station YAML."""
+    from .adwin_sim import (PAR_CARBON_INIT_NS, PAR_CHARGE_REPUMP_NS, PAR_CR_CHECK_NS,
+                            PAR_CR_MAX_ATTEMPTS, PAR_INIT_NS, PAR_READOUT_NS)
+    for par, value in ((PAR_CR_CHECK_NS, model.cr_check_ns),
+                       (PAR_CHARGE_REPUMP_NS, model.charge_repump_ns),
+                       (PAR_CR_MAX_ATTEMPTS, model.cr_max_attempts),
+                       (PAR_INIT_NS, model.spin_pump_ns), (PAR_READOUT_NS, model.readout_ns),
+                       (PAR_CARBON_INIT_NS, model.carbon_init_ns)):
+        adwin.Set_Par(par, int(value))
+
+
 class SimulatedNVLab:
     """One simulated NV node's instrument backends (see module docstring).
 
@@ -66,9 +81,13 @@ class SimulatedNVLab:
         self.physics = physics if physics is not None else default_nv_physics(name, seed)
         self.hdawg_connection = SimulatedHDAWGConnection(self.clock, self.physics,
                                                          serial=serial, devtype=devtype)
+        nq = int(getattr(self.physics, "num_qubits", 1))
         self.adwin = SimulatedADwin(self.clock, self.hdawg_connection, self.physics,
-                                    spec=spec or nv_spec(), DeviceNo=adwin_device_no,
+                                    spec=spec or nv_spec(nq), DeviceNo=adwin_device_no,
                                     fifo_depth=fifo_depth, policy=policy, record=record)
+        model = getattr(self.physics, "model", None)
+        if model is not None and hasattr(model, "cr_check_ns"):
+            set_controller_timings(self.adwin, model)
 
     def instrument_kwargs(self, role: str) -> dict[str, Any]:
         """Driver keyword arguments that plug this lab's backend for ``role`` in."""
@@ -180,6 +199,7 @@ class NVNodeStation:
         bit = int(getattr(program, "dio_toggle_bit", 8))
         self.hdawg.load_nv_program(program)
         self.adwin.configure_dio("toggle", bit)
+        self.adwin.load_entry_targets(tuple(getattr(program, "entry_targets", ())))
         if mw_on:
             self.mw.status("on")
 

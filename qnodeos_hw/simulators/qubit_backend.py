@@ -22,8 +22,24 @@ class NVQubitBackend(Protocol):
         once per ``key`` (e.g. the table entry and the frame phase) and cached."""
         ...
 
+    def play_train(self, qubit: int, key: Hashable, offsets: list[int], waves_i: list[np.ndarray],
+                   waves_q: list[np.ndarray], n_samples: int, sample_rate_hz: float,
+                   t_ns: int) -> None:
+        """A fixed train of pulses (a carbon gate: DD pulses timed to a carbon's coupling)
+        starts at ``t_ns`` on ``qubit``'s MW line: pulse ``k`` (samples ``waves_i[k]``,
+        ``waves_q[k]``) at sample ``offsets[k]``, zeros between; ``n_samples`` in all."""
+        ...
+
     def set_dd(self, qubit: int, on: bool, t_ns: int) -> None:
         """Dynamical decoupling starts (``on``) or stops playing at ``t_ns``."""
+        ...
+
+    def frame_rotate(self, qubit: int, angle_rad: float, t_ns: int) -> None:
+        """The controller rotates ``qubit``'s frame (a carbon's virtual Z) at ``t_ns``."""
+        ...
+
+    def readout_counts(self, qubit: int, t_ns: int) -> int:
+        """Single-shot readout at ``t_ns``: the photon counts of the readout window."""
         ...
 
     def cr_check(self, t_ns: int) -> int:

@@ -228,6 +228,16 @@ class TableEntry:
     resume_shift: int
     mw: bool
     sample_rate_hz: float
+    #: carbon gates (DD trains timed to a carbon's coupling): the carbon's qubit address
+    #: (1..N), the train's half-spacing tau and pulse count; None for electron entries
+    carbon: int | None = None
+    train_tau_samples: int | None = None
+    train_pulses: int | None = None
+
+    @property
+    def target_qubit(self) -> int:
+        """The qubit this entry acts on: the carbon of a carbon gate, else the electron (0)."""
+        return 0 if self.carbon is None else self.carbon
 
     @property
     def op_samples(self) -> int:
@@ -250,7 +260,8 @@ class TableEntry:
                 "angle_rad": self.angle_rad, "n": self.n, "d": self.d,
                 "op_samples": self.op_samples, "pulse_duration_s": self.pulse_duration_s,
                 "dd_start_sample": self.dd_start_sample, "length_samples": self.length_samples,
-                "resume_shift": self.resume_shift, "mw": self.mw}
+                "resume_shift": self.resume_shift, "mw": self.mw, "carbon": self.carbon,
+                "train_tau_samples": self.train_tau_samples, "train_pulses": self.train_pulses}
 
 
 def canonical_angle(n: int, d: int) -> tuple[int, int]:
@@ -292,7 +303,7 @@ class WaveformTable:
             if e.name in self._by_name:
                 raise TableError(f"duplicate entry name {e.name!r}")
             self._by_name[e.name] = e
-            if e.n is not None and e.axis is not None:
+            if e.n is not None and e.axis is not None and e.carbon is None:
                 self._by_rot[(e.axis, e.n, e.d)] = e
 
     def __len__(self) -> int:
@@ -342,8 +353,20 @@ class WaveformTable:
             raise TableLookupError(f"no table entries compose a rotation about 'z' by {n}*pi/2^{d}") from None
 
     def rotations(self) -> tuple[TableEntry, ...]:
-        """All entries with a rotation angle (x, y, z grid and Cliffords), in index order."""
-        return tuple(e for e in self.entries if e.angle_rad is not None)
+        """All electron entries with a rotation angle (x, y, z grid and Cliffords), in index order."""
+        return tuple(e for e in self.entries if e.angle_rad is not None and e.carbon is None)
+
+    def carbon_gates(self) -> tuple[TableEntry, ...]:
+        """The carbon-gate entries (DD trains), in index order."""
+        return tuple(e for e in self.entries if e.carbon is not None)
+
+    def carbon_gate(self, carbon: int, kind: str, quarter_turns: int) -> TableEntry:
+        """The entry of ``kind`` ('crot_x' or 'rot_x') on ``carbon`` by ``quarter_turns`` x pi/2."""
+        return self.by_name(carbon_gate_name(carbon, kind, quarter_turns))
+
+    @property
+    def num_carbons(self) -> int:
+        return max((e.carbon for e in self.entries if e.carbon is not None), default=0)
 
     def total_op_samples(self) -> int:
         """Sum of the stored operation waveform lengths (samples per channel)."""
@@ -388,7 +411,8 @@ class WaveformTable:
                 n=m["n"], d=m["d"], samples_i=_readonly(si[a:b]), samples_q=_readonly(sq[a:b]),
                 pulse_duration_s=m["pulse_duration_s"], dd_start_sample=m["dd_start_sample"],
                 length_samples=m["length_samples"], resume_shift=m["resume_shift"], mw=m["mw"],
-                sample_rate_hz=fs))
+                sample_rate_hz=fs, carbon=m.get("carbon"), train_tau_samples=m.get("train_tau_samples"),
+                train_pulses=m.get("train_pulses")))
         return cls(entries=tuple(entries), calibration_hash=index["calibration_hash"], sample_rate_hz=fs,
                    lead_samples=index["lead_samples"], dd_tau_samples=index["dd_tau_samples"],
                    dd_pulse_samples=index["dd_pulse_samples"], spec_name=index.get("spec", "custom"))
@@ -468,8 +492,21 @@ def _signed(angle: float) -> float:
     return angle - 2 * math.pi if angle > math.pi else angle
 
 
-def build_table(calibration: NVCalibration, spec: TableSpec | str | Path | None = None) -> WaveformTable:
-    """Build the waveform table of ``spec`` (default: the shipped 170-entry spec) under ``calibration``."""
+def carbon_gate_name(carbon: int, kind: str, quarter_turns: int) -> str:
+    """Entry name of a carbon gate, e.g. ``c1_crot_x_p1`` (+pi/2), ``c2_rot_x_m1`` (-pi/2)."""
+    return f"c{carbon}_{kind}_{'p' if quarter_turns > 0 else 'm'}{abs(quarter_turns)}"
+
+
+def build_table(calibration: NVCalibration, spec: TableSpec | str | Path | None = None,
+                carbons: Any = None) -> WaveformTable:
+    """Build the waveform table of ``spec`` (default: the shipped 170-entry spec) under ``calibration``.
+
+    ``carbons`` (a :class:`~.carbon_gates.CarbonRegister`): after the spec's entries, 5
+    entries per carbon (``crot_x`` by +-pi/2, ``rot_x`` by +-pi/2 and pi), each a DD train
+    designed for that carbon (:func:`~.carbon_gates.design_gate`): the table grows from
+    170 to 170 + 5 N entries (N <= 5: 195 at most, within the 8-bit DIO codeword); the
+    trains play the shared DD pulse copies, so they need no waveform memory.
+    """
     if not isinstance(spec, TableSpec):
         spec = load_spec(spec)
     b = _Builder(calibration)
@@ -508,6 +545,31 @@ def build_table(calibration: NVCalibration, spec: TableSpec | str | Path | None 
                 samples_i=si, samples_q=sq, pulse_duration_s=raw_len / b.fs, dd_start_sample=op.anchor,
                 length_samples=end, resume_shift=shift,
                 mw=any(seg[0] == "mw" for seg in op.segments), sample_rate_hz=b.fs))
+    if carbons is not None and carbons.carbons:
+        from .carbon_gates import register_designs
+        empty = _readonly(np.zeros(GRANULARITY * 2))
+        from .shapes import iq_pulse
+
+        cal = calibration
+        npl = cal.pulse_samples(cal.dd_shape)
+        pi, pq = iq_pulse(cal.dd_shape, npl, cal.pi_amplitude(cal.dd_shape),
+                          AXIS_PHASE_RAD["x"] + cal.iq_phase_offset_rad, cal.sample_rate_hz,
+                          drag_coefficient_s=cal.drag_coefficient_s, hermite_a=cal.hermite_a)
+        rabi_hz = cal.rabi_rate_per_amplitude(cal.dd_shape) / (2 * math.pi)
+        pulse = (tuple(float(v) for v in pi), tuple(float(v) for v in pq), float(rabi_hz))
+        # tau a multiple of 8 samples: the train (2 n tau) ends on the 16-sample grid, so the
+        # AWG window is [ref - lead, echo - lead] (the design accounts for that offset)
+        for d in register_designs(carbons, b.fs, npl / b.fs, pulse, b.lead, 8):
+            quarter = int(round(d.angle_rad / _H))
+            n, dd = canonical_angle(quarter, 1)
+            echo = b.lead + 2 * d.n_pulses * d.tau_samples
+            end, shift = resume_point(echo, b.lead)
+            entries.append(TableEntry(
+                index=len(entries), name=carbon_gate_name(d.carbon, d.kind, quarter), kind=d.kind,
+                axis="x", angle_rad=d.angle_rad, n=n, d=dd, samples_i=empty, samples_q=empty,
+                pulse_duration_s=d.duration_s, dd_start_sample=b.lead, length_samples=end,
+                resume_shift=shift, mw=False, sample_rate_hz=b.fs, carbon=d.carbon,
+                train_tau_samples=d.tau_samples, train_pulses=d.n_pulses))
     return WaveformTable(entries=tuple(entries), calibration_hash=calibration.content_hash(),
                          sample_rate_hz=b.fs, lead_samples=b.lead, dd_tau_samples=b.tau,
                          dd_pulse_samples=calibration.pulse_samples(calibration.dd_shape),

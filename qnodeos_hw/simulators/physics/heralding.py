@@ -225,7 +225,9 @@ class HeraldingStation:
     def _window_by_bin(self, node: str, partner: str, qubit: int, t_ns: int,
                        max_attempts: int) -> tuple[bool, int, int]:
         attempt = self.model.attempt_duration_ns
-        bin_ns = self.rendezvous.bin_ns
+        rendezvous = self.rendezvous
+        assert rendezvous is not None  # only called when windows are paired by bin
+        bin_ns = rendezvous.bin_ns
         bin_end = (t_ns // bin_ns + 1) * bin_ns
 
         def resolve(arr: dict) -> dict:
@@ -239,7 +241,7 @@ class HeraldingStation:
             # grid, so this is exact; both report the herald at t_end)
             return {n: (heralded, bell, -(-(t_end - t) // attempt)) for n, (_, t, _) in arr.items()}
 
-        out = self.rendezvous.meet(node, partner, t_ns, (qubit, t_ns, max_attempts), resolve)
+        out = rendezvous.meet(node, partner, t_ns, (qubit, t_ns, max_attempts), resolve)
         if out is LONE:  # the partner attempted nothing in this bin: a failed window
             used = min(max_attempts, max(0, (bin_end - t_ns) // attempt))
             self.attempts += used

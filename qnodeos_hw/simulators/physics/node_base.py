@@ -83,7 +83,7 @@ class NodeBase:
             age = last - self._free_since[qubit] if (self._age_matters and not dd) else 0
             dt = t_ns - last
             # one int as the key in the usual case (no age dependence): no tuple to build
-            memo_key: object = 2 * dt + dd if age == 0 else (dd, dt, age)
+            memo_key: object = (2 * dt + dd) * 8 + qubit if age == 0 else (dd, dt, age, qubit)
             params = self._decay_memo.get(memo_key)
             if params is None:
                 if len(self._decay_memo) >= _MAX_MEMO:

@@ -63,7 +63,8 @@ class _Record:
 
     def with_overrides(self, overrides: Mapping[str, Any], section: str | None = None):
         """A copy with some values replaced; unknown keys raise NoiseModelKeyError."""
-        merged = dataclasses.asdict(self)  # type: ignore[call-overload]
+        merged = {f.name: getattr(self, f.name)  # type: ignore[arg-type]
+                  for f in dataclasses.fields(self)}  # type: ignore[arg-type]
         section = section or self.SECTION
         for key, value in overrides.items():
             if key not in merged:
@@ -73,8 +74,25 @@ class _Record:
 
 
 @dataclass(frozen=True, slots=True)
+class CarbonModel(_Record):
+    """One 13C nuclear-spin memory of an NV node: its hyperfine coupling to the electron
+    (``H = omega_L I_z + m_s (A_par I_z + A_perp I_x)``, m_s = 0 for |0>, -1 for |1>) and
+    its noise."""
+
+    SECTION = "nv.carbons[]"
+    name: str = _f(_ANY, "label (e.g. C1)")
+    a_par_hz: float = _f(_ANY, "parallel hyperfine coupling A_par (Hz)")
+    a_perp_hz: float = _f(_POS, "perpendicular hyperfine coupling A_perp (Hz)")
+    t2_s: float = _f(_POS, "coherence time under dynamical decoupling (s), exp(-t/T2)")
+    t1_s: float = _f(_POS, "nuclear spin relaxation (s)")
+    attempts_1e: float = _f(_POS, "entanglement attempts after which its coherence is 1/e")
+    init_fidelity: float = _f(_PROB, "P(|0>) after initialisation")
+
+
+@dataclass(frozen=True, slots=True)
 class NVNoiseModel(_Record):
-    """Physics of one NV node (electron spin; further qubits share the memory parameters)."""
+    """Physics of one NV node: the electron spin (address 0), the durations of the
+    controller's laser operations, and the 13C memories (addresses 1..len(carbons))."""
 
     SECTION = "nv"
     t1_s: float = _f(_POS, "spin relaxation time (s)")
@@ -92,6 +110,51 @@ class NVNoiseModel(_Record):
     cr_scrambles_electron: bool = _f(_BOOL, "CR check leaves address 0 fully mixed")
     rabi_hz_per_amplitude: float = _f(_POS, "Rabi frequency (Hz) at full-scale amplitude")
     detuning_hz: float = _f(_ANY, "qubit minus MW frequency (Hz)")
+    cr_check_ns: int = _f(_POS, "one charge-resonance check window (ns)")
+    charge_repump_ns: int = _f(_POS, "charge repump after a failed CR check (ns)")
+    cr_max_attempts: int = _f(_POS, "CR checks per INIT before it answers FAILURE")
+    spin_pump_ns: int = _f(_POS, "spin pumping to |0> after a passed CR check (ns)")
+    readout_ns: int = _f(_POS, "single-shot readout window (ns)")
+    carbon_init_ns: int = _f(_POS, "carbon initialisation through the electron (ns)")
+    mw_pi_pulse_ns: float = _f(_POS, "electron MW pi pulse (ns); the table's gate duration")
+    carbon_larmor_hz: float = _f(_POS, "13C Larmor frequency omega_L / 2 pi at the field (Hz)")
+    carbons: tuple = _f(_ANY, "13C memories (list of records), addresses 1..N")
+
+    def __post_init__(self) -> None:
+        raw = self.carbons
+        if not isinstance(raw, (list, tuple)):
+            raise NoiseModelValueError(self.SECTION, "carbons", f"must be a list, got {raw!r}")
+        if len(raw) > 5:
+            raise NoiseModelValueError(self.SECTION, "carbons",
+                                       f"at most 5 carbons are modelled, got {len(raw)}")
+        recs = []
+        for k, c in enumerate(raw):
+            if isinstance(c, CarbonModel):
+                recs.append(c)
+            elif isinstance(c, Mapping):
+                recs.append(CarbonModel.from_mapping(c, f"nv.carbons[{k}]"))
+            else:
+                raise NoiseModelValueError(self.SECTION, f"carbons[{k}]",
+                                           f"must be a mapping, got {c!r}")
+        object.__setattr__(self, "carbons", tuple(recs))
+        for key in ("cr_check_ns", "charge_repump_ns", "cr_max_attempts", "spin_pump_ns",
+                    "readout_ns", "carbon_init_ns"):
+            v = getattr(self, key)
+            if int(v) != v:
+                raise NoiseModelValueError(self.SECTION, key, f"must be a whole number, got {v!r}")
+            object.__setattr__(self, key, int(v))
+
+    @property
+    def readout_counts_bright(self) -> float:
+        """Mean SSRO photon counts of |0> (bright): ``P(n >= 1) = readout_f0``."""
+        import math
+        return -math.log(max(1.0 - self.readout_f0, 1e-13))  # F0 = 1: 30 photons
+
+    @property
+    def readout_counts_dark(self) -> float:
+        """Mean SSRO photon counts of |1> (dark): ``P(n = 0) = readout_f1``."""
+        import math
+        return -math.log(max(self.readout_f1, 1e-13))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,14 @@
 """Physics of an NV node, as driven by its controller (lasers) and AWG (microwaves).
 
 Implements :class:`qnodeos_hw.simulators.qubit_backend.NVQubitBackend`.
-Address 0 is the electron spin (the communication qubit); further addresses
-(e.g. 13C nuclear spins) share the memory parameters and are driven by ``play_mw``
-with their own waveforms or by :meth:`NVNode.apply_gate`.
+Address 0 is the electron spin (the communication qubit and the only measurable one);
+addresses 1..N are 13C nuclear spins (``model.carbons[k-1]``): each with its hyperfine
+coupling, its T2 under decoupling and a dephasing per entanglement attempt. Carbons are
+driven through the electron: a DD train the AWG plays (:meth:`NVNode.play_train`) is
+evaluated from its samples with :mod:`.carbon`, and the unitary of the carbon the train
+addresses (the one it acts on most) is applied to (electron, that carbon); the others'
+crosstalk is neglected (measured in ``train_crosstalk``). Carbon z rotations are frame
+updates of the controller (:meth:`NVNode.frame_rotate`).
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ if TYPE_CHECKING:
     from .heralding import HeraldingStation
 
 _MAX_CACHE: Final = 4096
+#: a carbon whose action under a train exceeds this takes part in the train's unitary
+_TRAIN_ACTION_MIN: Final = 0.002
 
 
 class NVNode(NodeBase):
@@ -41,8 +48,17 @@ class NVNode(NodeBase):
     def __init__(self, name: str, model: NVNoiseModel, rng: np.random.Generator,
                  registry: QuantumRegistry, num_qubits: int = 1,
                  station: "HeraldingStation | None" = None, t0_ns: int = 0) -> None:
+        if num_qubits - 1 > len(model.carbons):
+            from .errors import QubitAddressError
+            raise QubitAddressError(f"node '{name}': {num_qubits} qubits need "
+                                    f"{num_qubits - 1} carbon(s); the noise model has "
+                                    f"{len(model.carbons)} (nv.carbons)")
         super().__init__(name, registry, rng, num_qubits, t0_ns)
         self.model = model
+        self._carbons = list(model.carbons[:num_qubits - 1])
+        self._train_cache: dict[Hashable, tuple] = {}
+        #: train key -> the largest action the effective model neglected on other carbons
+        self.train_crosstalk: dict[Hashable, float] = {}
         self._age_matters = model.t2star_exponent != 1.0
         self._detuning_hz = float(model.detuning_hz)
         self._cache: dict[Hashable, tuple] = {}
@@ -55,6 +71,10 @@ class NVNode(NodeBase):
     def _decay_params(self, qubit: int, dt_s: float, age_s: float
                       ) -> tuple[float, float, float, float]:
         m = self.model
+        if qubit > 0:  # a carbon: T2 under decoupling, T1, no detuning (its own frame)
+            cm = self._carbons[qubit - 1]
+            e1 = math.exp(-dt_s / cm.t1_s)
+            return math.sqrt(e1) * math.exp(-dt_s / cm.t2_s), e1, 0.0, 0.0
         if self._dd[qubit]:  # DD refocuses the detuning; what remains is depolarising
             p = math.exp(-((dt_s / m.t_coh_s) ** m.t_coh_exponent))
             return p, p, 0.0, 0.0
@@ -113,6 +133,66 @@ class NVNode(NodeBase):
         self._busy_until[qubit] = end
         self._free_since[qubit] = end
 
+    def play_train(self, qubit: int, key: Hashable, offsets: list, waves_i: list, waves_q: list,
+                   n_samples: int, sample_rate_hz: float, t_ns: int) -> None:
+        """A pulse train on the electron's MW line (``qubit`` 0) from ``t_ns``: its unitary
+        on (electron, the carbon it addresses) from the samples (:mod:`.carbon`), cached
+        per ``key``; the qubits' memory decay resumes at the train's end."""
+        if qubit != 0:
+            raise WaveformError(f"node '{self.name}': trains play on the electron's MW line "
+                                f"(qubit 0), not qubit {qubit}")
+        hit = self._train_cache.get(key)
+        if hit is None:
+            hit = self._evaluate_train(key, offsets, waves_i, waves_q, n_samples, sample_rate_hz)
+        involved, u = hit
+        end = t_ns + int(n_samples * 1e9 / sample_rate_hz)
+        keys = [self.advance(0, t_ns, True)]
+        for c in involved:
+            keys.append(self.advance(c, t_ns, True))
+        self.registry.apply_unitary(keys, u)
+        ke = keys[0]
+        # the train is DD: the electron keeps its DD coherence law over it (T_coh), the
+        # carbon its T2 (applied by its clock from t_ns on)
+        m = self.model
+        p = math.exp(-(((end - t_ns) * 1e-9 / m.t_coh_s) ** m.t_coh_exponent))
+        self.registry.decohere(ke, p, p, 0.0)
+        self._t_last[0] = end
+        self._busy_until[0] = end
+        self._free_since[0] = end
+
+    def _evaluate_train(self, key, offsets, waves_i, waves_q, n_samples, rate) -> tuple:
+        """(carbons acted on, unitary on electron + those carbons): every carbon whose own
+        train unitary acts on it beyond ``_TRAIN_ACTION_MIN`` takes part (a train resonant
+        with two carbons entangles both: real crosstalk); the others' (smaller) action is
+        neglected and recorded in ``train_crosstalk``."""
+        from .carbon import action, train_unitary
+        m = self.model
+        rabi, det = m.rabi_hz_per_amplitude, self._detuning_hz
+        params = [(m.carbon_larmor_hz, cm.a_par_hz, cm.a_perp_hz) for cm in self._carbons]
+        acts = [action(train_unitary([p], offsets, waves_i, waves_q, n_samples, rate, rabi, det))
+                for p in params]
+        involved = [c for c, a in enumerate(acts, start=1) if a > _TRAIN_ACTION_MIN]
+        u = train_unitary([params[c - 1] for c in involved], offsets, waves_i, waves_q,
+                          n_samples, rate, rabi, det)
+        hit: tuple = (tuple(involved), u)
+        self.train_crosstalk[key] = max([a for c, a in enumerate(acts, start=1)
+                                         if c not in involved], default=0.0)
+        if len(self._train_cache) >= _MAX_CACHE:
+            self._train_cache.clear()
+        self._train_cache[key] = hit
+        return hit
+
+    def frame_rotate(self, qubit: int, angle_rad: float, t_ns: int) -> None:
+        """Virtual Z on a carbon: the controller shifts the carbon's frame by ``angle_rad``,
+        which acts on the state as ``Rz(angle_rad)``."""
+        if qubit == 0:
+            raise WaveformError(f"node '{self.name}': electron z rotations are table "
+                                "entries, not frame updates")
+        k = self.advance(qubit, t_ns)
+        c, s = math.cos(angle_rad / 2), math.sin(angle_rad / 2)
+        u = np.array([[complex(c, -s), 0], [0, complex(c, s)]], dtype=complex)
+        self.registry.apply_unitary_1q(k, u, bloch_rotation(u))
+
     def apply_gate(self, qubits: Sequence[int], unitary: np.ndarray, t_ns: int) -> None:
         """Apply an ideal unitary on this node's ``qubits`` at ``t_ns`` (e.g. an
         electron-nuclear gate); tensor order = order of ``qubits``."""
@@ -150,21 +230,30 @@ class NVNode(NodeBase):
         return self.random.poisson(m.cr_counts_mean_pass if ready else m.cr_counts_mean_fail)
 
     def initialize(self, qubit: int, t_ns: int) -> None:
-        """Spin pumping: ``qubit`` -> F|0><0| + (1-F)|1><1| at ``t_ns``; DD off."""
+        """Spin pumping (electron) or carbon initialisation: ``qubit`` -> F|0><0| +
+        (1-F)|1><1| at ``t_ns`` (F: the electron's or that carbon's init fidelity); DD off."""
         k = self._touch(qubit, t_ns)  # the old state is discarded
         self._dd[qubit] = False
-        self.registry.reset(k, (0.0, 0.0, 2.0 * self.model.init_fidelity - 1.0))
+        f = self.model.init_fidelity if qubit == 0 else self._carbons[qubit - 1].init_fidelity
+        self.registry.reset(k, (0.0, 0.0, 2.0 * f - 1.0))
 
-    def readout(self, qubit: int, t_ns: int) -> int:
-        """Single-shot readout: projective on the true outcome, reported bit flipped
-        with probability 1-F0 (true 0) or 1-F1 (true 1). DD off afterwards."""
+    def readout_counts(self, qubit: int, t_ns: int) -> int:
+        """Single-shot readout of the electron: projective, then the photon counts of the
+        window, Poisson with mean ``readout_counts_bright`` (|0>) or ``_dark`` (|1>)
+        (so >= 1 photon reads 0 with probabilities F0, F1). DD off afterwards."""
+        if qubit != 0:
+            from .errors import QubitAddressError
+            raise QubitAddressError(f"node '{self.name}': only the electron (qubit 0) has an "
+                                    f"optical readout, not qubit {qubit}")
         k = self.advance(qubit, t_ns, True)
         self._dd[qubit] = False
         true = self.registry.measure(k, self.random.uniform())
-        u = self.random.uniform()
-        if true == 0:
-            return 0 if u < self.model.readout_f0 else 1
-        return 1 if u < self.model.readout_f1 else 0
+        m = self.model
+        return self.random.poisson(m.readout_counts_bright if true == 0 else m.readout_counts_dark)
+
+    def readout(self, qubit: int, t_ns: int) -> int:
+        """Single-shot readout: 0 if the window has >= 1 photon (bright), else 1."""
+        return 0 if self.readout_counts(qubit, t_ns) >= 1 else 1
 
     # ------------------------------------------------------------ entanglement
     def entangle(self, qubit: int, t_ns: int, measure: bool) -> tuple[bool, int, int | None]:
@@ -201,6 +290,11 @@ class NVNode(NodeBase):
     def _finish_attempt(self, qubit: int, t_ns: int, used: int = 1) -> int:
         assert self.station is not None  # checked by entangle_window
         t_end = t_ns + used * self.station.model.attempt_duration_ns
+        # every attempt resets the electron at a random time: the carbons dephase
+        for c in range(1, self.num_qubits):
+            k = self.advance(c, t_ns)
+            a = math.exp(-used / self._carbons[c - 1].attempts_1e)
+            self.registry.decohere(k, a, 1.0, 0.0)
         self._t_last[qubit] = t_end
         self._free_since[qubit] = t_end
         return t_end
