@@ -194,7 +194,7 @@ def load_network(name_or_path: str | Path) -> NetworkConfig:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise NetworkConfigError(path, "<file>", f"not valid YAML: {exc}") from None
+        raise NetworkConfigError(path, "<file>", f"not valid YAML: {_one_line(exc)}") from None
     return network_from_dict(data, source=str(path), base_dir=path.parent,
                              default_name=path.stem)
 
@@ -312,6 +312,10 @@ class _Reader:
         if a == b:
             raise self.err(where, f"a link joins two different nodes, got {a!r} twice")
         return (a, b)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 def _join(key: str, sub: Any) -> str:
@@ -493,7 +497,7 @@ def _check_station(r: _Reader, path: Path, key: str) -> None:
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
-        raise r.err(key, f"station {path} unreadable: {exc}") from None
+        raise r.err(key, f"station {path} unreadable: {_one_line(exc)}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("instruments"), dict):
         raise r.err(key, f"{path} is not a QCoDeS station YAML (no 'instruments' mapping)")
     for ident, c in doc["instruments"].items():

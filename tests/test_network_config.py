@@ -1,0 +1,277 @@
+"""Network files (issue 14, point 1): validation naming file and key, the shipped
+networks, ``run --network`` equal to the same network built in code, the deprecated
+``run --station`` network-model file, and what today's network cannot build yet."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+
+import netqasm
+import pytest
+import yaml
+
+from qnodeos_hw.cli import main
+from qnodeos_hw.cnpu.network import (IdealNetworkFactory, NetworkSettings, NVNetworkFactory,
+                                     run_app_dir)
+from qnodeos_hw.networks import (NETWORK_DIR, NetworkConfigError, NetworkNotFoundError,
+                                 UnsupportedNetworkError, load_network, network_from_dict,
+                                 shipped_networks)
+from qnodeos_hw.networks.build import NetworkBindingError, plan_network
+
+APPS = os.path.join(os.path.dirname(netqasm.__file__), "examples", "apps")
+
+
+def _app(tmp_path, pairs=2):
+    """alice creates ``pairs`` EPR pairs with bob, both measure (one qubit per node)."""
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "app_alice.py").write_text(
+        "from netqasm.sdk import EPRSocket\n"
+        "from netqasm.sdk.external import NetQASMConnection\n"
+        "def main(app_config=None):\n"
+        "    epr = EPRSocket('bob')\n"
+        "    out = []\n"
+        "    with NetQASMConnection(app_config.app_name, epr_sockets=[epr]) as conn:\n"
+        f"        for _ in range({pairs}):\n"
+        "            out.append(epr.create_keep()[0].measure())\n"
+        "            conn.flush()\n"
+        "    return {'m': [int(x) for x in out]}\n")
+    (app / "app_bob.py").write_text((app / "app_alice.py").read_text()
+                                    .replace("'bob'", "'alice'").replace("create_keep", "recv_keep"))
+    return str(app)
+
+
+def _last_json(out: str):
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _events(path):
+    """Trace lines without the fields that are wall time (names starting with 'wall')."""
+    out = []
+    for line in open(path, encoding="utf-8"):
+        ev = json.loads(line)
+        out.append(json.dumps({k: v for k, v in ev.items() if not k.startswith("wall")},
+                              sort_keys=True))
+    return out
+
+
+# ---------------------------------------------------------------------- shipped networks
+def test_shipped_networks_validate():
+    assert shipped_networks() == ["ideal_2node", "nv_2node", "nv_3node"]
+    ideal, nv2, nv3 = (load_network(n) for n in shipped_networks())
+    assert list(ideal.nodes) == ["alice", "bob"] and ideal.quantum_links["alice-bob"].fidelity == 1
+    assert {n.platform for n in nv2.nodes.values()} == {"nv"}
+    assert nv2.schedule.attempts_per_bin is None  # auto
+    assert list(nv3.nodes) == ["alice", "bob", "charlie"]
+    assert nv3.schedule.bins == (("alice-bob",), ("bob-charlie",))
+    assert all(n.address.loopback for c in (ideal, nv2, nv3) for n in c.nodes.values())
+    # by name or by path
+    assert load_network(NETWORK_DIR / "nv_3node.yaml").nodes.keys() == nv3.nodes.keys()
+
+
+def test_unknown_network_name_lists_the_shipped_ones(tmp_path, capsys):
+    with pytest.raises(NetworkNotFoundError, match="ideal_2node, nv_2node, nv_3node"):
+        load_network("ideal_3node")
+    assert main(["run", _app(tmp_path), "--network", "ideal_3node"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("qnodeos-hw run: NetworkNotFoundError:")
+
+
+# ---------------------------------------------------------------------- validation
+BASE = yaml.safe_load((NETWORK_DIR / "ideal_2node.yaml").read_text())
+NV = yaml.safe_load((NETWORK_DIR / "nv_2node.yaml").read_text())
+
+
+def _set(doc, dotted, value):
+    d = doc
+    parts = dotted.split(".")
+    for p in parts[:-1]:
+        d = d[int(p)] if isinstance(d, list) else d.setdefault(p, {})
+    if value is _DEL:
+        del d[parts[-1]]
+    else:
+        d[parts[-1]] = value
+
+
+_DEL = object()
+
+BAD = [
+    (BASE, "network", 2, "network"),
+    (BASE, "network", _DEL, "network"),
+    (BASE, "nodse", {}, "nodse"),
+    (BASE, "nodes.alice.qubits", 0, "nodes.alice.qubits"),
+    (BASE, "nodes.alice.qubits", "five", "nodes.alice.qubits"),
+    (BASE, "nodes.alice.platform", "superconducting", "nodes.alice.platform"),
+    (BASE, "nodes.alice.qbits", 5, "nodes.alice.qbits"),
+    (BASE, "nodes.alice.address", "localhost", "nodes.alice.address"),
+    (BASE, "nodes.alice.address", "127.0.0.1:70000", "nodes.alice.address"),
+    (BASE, "nodes.alice.station", "no_such_station.yaml", "nodes.alice.station"),
+    (BASE, "nodes.alice.flavour", "ion", "nodes.alice.flavour"),
+    (BASE, "quantum_links.alice-bob.fidelity", 1.5, "quantum_links.alice-bob.fidelity"),
+    (BASE, "quantum_links.alice-bob.p_success", 0, "quantum_links.alice-bob.p_success"),
+    (BASE, "quantum_links.alice-bob.noise_file", "x.yaml", "quantum_links.alice-bob.noise_file"),
+    (BASE, "quantum_links.alice-carol", {"heralding": "ideal"}, "quantum_links.alice-carol"),
+    (BASE, "quantum_links.alice-bob.heralding", "nv", "quantum_links.alice-bob.heralding"),
+    (BASE, "classical_links.alice-bob.latency",
+     {"cnpu_to_cnpu": {"mean_ms": 1, "min_ms": 0}}, "classical_links.alice-bob.latency.cnpu_to_cnpu"),
+    (BASE, "classical_links.alice-bob.latency", {"cnpu_to_qnpu": {"mean_ms": 1, "min_ms": 0.1}},
+     "classical_links.alice-bob.latency.cnpu_to_qnpu"),
+    (BASE, "schedule.bin_ns", -5, "schedule.bin_ns"),
+    (BASE, "schedule.attempts_per_bin", 70000, "schedule.attempts_per_bin"),
+    (BASE, "schedule.bins", ["alice-carol"], "schedule.bins.0"),
+    (BASE, "time.mode", "wall", "time.mode"),
+    (BASE, "time.latency_file", "missing_latency.yaml", "time.latency_file"),
+    (NV, "nodes.alice.qubits", 7, "nodes.alice.qubits"),
+    (NV, "quantum_links.alice-bob.fidelity", 0.9, "quantum_links.alice-bob.fidelity"),
+    (NV, "nodes.alice.clock", "paced", "nodes.alice.clock"),  # no station: no clock to choose
+]
+
+
+@pytest.mark.parametrize("doc, key, value, named", BAD, ids=[f"{b[1]}={b[2]!r}"[:60] for b in BAD])
+def test_invalid_network_names_file_and_key(tmp_path, doc, key, value, named):
+    doc = copy.deepcopy(doc)
+    _set(doc, key, value)
+    path = tmp_path / "net.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    with pytest.raises(NetworkConfigError) as ei:
+        load_network(path)
+    assert ei.value.key == named and ei.value.path == str(path)
+    assert f"'{named}'" in str(ei.value) and str(path) in str(ei.value)
+
+
+def test_bad_latency_file_and_station_name_their_own_cause(tmp_path):
+    (tmp_path / "lat.yaml").write_text("cnpu_to_cnpu: {mean_ms: -1}\n")
+    (tmp_path / "not_a_station.yaml").write_text("platform: nv\n")
+    doc = copy.deepcopy(NV)
+    doc["time"]["latency_file"] = "lat.yaml"  # relative to the network file
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump(doc))
+    with pytest.raises(NetworkConfigError, match=r"time.latency_file.*cnpu_to_cnpu.mean_ms"):
+        load_network(tmp_path / "a.yaml")
+    doc = copy.deepcopy(NV)
+    doc["nodes"]["alice"]["station"] = "not_a_station.yaml"
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump(doc))
+    with pytest.raises(NetworkConfigError, match="not a QCoDeS station YAML") as ei:
+        load_network(tmp_path / "b.yaml")
+    assert ei.value.key == "nodes.alice.station"
+
+
+def test_invalid_yaml_and_cli_line(tmp_path, capsys):
+    path = tmp_path / "broken.yaml"
+    path.write_text("network: 1\nnodes: [\n")
+    with pytest.raises(NetworkConfigError, match="not valid YAML"):
+        load_network(path)
+    assert main(["run", _app(tmp_path), "--network", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("qnodeos-hw run: NetworkConfigError: ")
+    assert str(path) in err[0] and "Traceback" not in err[0]
+
+
+# ---------------------------------------------------------------------- run --network
+def test_run_ideal_2node_equals_the_network_built_in_code(tmp_path, capsys):
+    app = os.path.join(APPS, "bb84")
+    trace = tmp_path / "cli.jsonl"
+    assert main(["run", app, "--network", "ideal_2node", "--seed", "5", "--trace", str(trace)]) == 0
+    cli = _last_json(capsys.readouterr().out)
+    res = run_app_dir(app, IdealNetworkFactory(num_qubits=5, fidelity=1.0, p_success=1.0, seed=5),
+                      NetworkSettings(bin_ns=10_000_000, seed=5, attempts_per_bin=1000))
+    assert res.ok
+    code = json.loads(json.dumps(res.results, default=str))
+    assert cli == code and cli["alice"]["qber"] == 0
+    res.trace.save(str(tmp_path / "code.jsonl"))
+    assert _events(trace) == _events(tmp_path / "code.jsonl")
+    # another seed gives other outcomes (the comparison can fail)
+    assert main(["run", app, "--network", "ideal_2node", "--seed", "6"]) == 0
+    assert _last_json(capsys.readouterr().out) != cli
+
+
+def test_run_nv_2node_equals_the_network_built_in_code(tmp_path, capsys):
+    app = _app(tmp_path)
+    assert main(["run", app, "--network", "nv_2node", "--seed", "3"]) == 0
+    cli = _last_json(capsys.readouterr().out)
+    res = run_app_dir(app, NVNetworkFactory(seed=3, num_qubits=1),
+                      NetworkSettings(bin_ns=10_000_000, seed=3, attempts_per_bin=2000))
+    assert res.ok and res.results == cli and len(cli["alice"]["m"]) == 2
+
+
+def test_plan_of_a_file_with_schedule_latency_and_ports(tmp_path):
+    doc = copy.deepcopy(BASE)
+    doc["schedule"].update(bin_ns=100_000, attempts_per_bin=7)
+    doc["nodes"]["alice"]["address"] = "127.0.0.1:0"
+    doc["nodes"]["bob"]["classical_address"] = "127.0.0.1:0"
+    doc["quantum_links"]["alice-bob"].update(fidelity=0.9, p_success=0.5)
+    doc["classical_links"]["alice-bob"] = {"latency": {"cnpu_to_cnpu": {
+        "mean_ms": 2.0, "sd_ms": 0.0, "min_ms": 1.0}}}
+    doc["time"]["mode"] = "host"
+    cfg = network_from_dict(doc, source="t")
+    plan = plan_network(cfg, ["alice", "bob"], seed=4)
+    s = plan.settings
+    assert (s.bin_ns, s.attempts_per_bin, s.time_mode, s.seed) == (100_000, 7, "host", 4)
+    assert s.links == (frozenset({"alice", "bob"}),)
+    assert s.latency.cnpu_to_cnpu.mean_ns == 2_000_000 and s.latency.seed == 4
+    assert plan.factory.link.fidelity == 0.9 and plan.factory.link.p_success == 0.5
+    # --time overrides the file's mode
+    assert plan_network(cfg, ["alice", "bob"], time_mode="modelled").settings.time_mode == "modelled"
+
+
+def test_app_nodes_bind_onto_the_network_nodes(tmp_path, capsys):
+    cfg = load_network("ideal_2node")
+    plan = plan_network(cfg, ["sender", "receiver"], seed=1)
+    assert plan.binding == {"alice": "receiver", "bob": "sender"}
+    assert plan.settings.links == (frozenset({"receiver", "sender"}),)
+    assert main(["run", os.path.join(APPS, "teleport"), "--network", "ideal_2node",
+                 "--seed", "3"]) == 0
+    assert set(_last_json(capsys.readouterr().out)) == {"sender", "receiver"}
+    with pytest.raises(NetworkBindingError, match="3 node"):  # three_nodes on two nodes
+        plan_network(cfg, ["alice", "bob", "charlie"])
+    one = plan_network(cfg, ["alice"])  # fewer nodes, same names: the others stay unused
+    assert list(one.config.nodes) == ["alice"]
+
+
+def test_nv_3node_fails_at_once_with_a_named_error(tmp_path, capsys):
+    app = os.path.join(APPS, "chsh")
+    t = time.perf_counter()
+    assert main(["run", app, "--network", "nv_3node", "--seed", "1"]) == 2
+    assert time.perf_counter() - t < 1.0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("qnodeos-hw run: UnsupportedNetworkError:")
+    assert "more than two NV nodes on one heralding station are not supported yet" in err[0]
+    with pytest.raises(UnsupportedNetworkError) as ei:
+        plan_network(load_network("nv_3node"), ["alice", "bob", "charlie"])
+    assert ei.value.key == "nodes"
+
+
+def test_what_the_single_process_network_cannot_build_is_named(tmp_path):
+    doc = copy.deepcopy(BASE)
+    doc["nodes"]["carol"] = {"platform": "nv"}
+    with pytest.raises(UnsupportedNetworkError, match="different platforms"):
+        plan_network(network_from_dict(doc), ["alice", "bob", "carol"])
+    doc = copy.deepcopy(BASE)
+    doc["nodes"]["bob"]["address"] = "127.0.0.2:0"
+    with pytest.raises(UnsupportedNetworkError, match="different hosts"):
+        plan_network(network_from_dict(doc), ["alice", "bob"])
+    doc = {"network": 1, "nodes": {"ion": {"platform": "ion"}}}
+    with pytest.raises(UnsupportedNetworkError, match="trapped-ion"):
+        plan_network(network_from_dict(doc), ["ion"])
+
+
+# ---------------------------------------------------------------------- --station
+def test_old_network_model_on_station_runs_with_a_deprecation_warning(tmp_path, capsys):
+    old = tmp_path / "old.yaml"
+    old.write_text("bin_ns: 10000000\nnum_qubits: 5\n")
+    app = os.path.join(APPS, "bb84")
+    assert main(["run", app, "--station", str(old), "--seed", "5"]) == 0
+    cap = capsys.readouterr()
+    assert "deprecated" in cap.err and "--network" in cap.err
+    assert main(["run", app, "--network", "ideal_2node", "--seed", "5"]) == 0
+    assert _last_json(capsys.readouterr().out) == _last_json(cap.out)
+
+
+def test_a_qcodes_station_on_run_station_points_to_the_network_file(tmp_path, capsys):
+    from qnodeos_hw.instruments.stations import station_file
+    assert main(["run", _app(tmp_path), "--station", str(station_file("sim"))]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "StationIsNotANetworkError" in err[0]
+    assert "nodes.<name>.station" in err[0] and "--network" in err[0]
