@@ -176,8 +176,12 @@ class StationNVNetworkFactory:
                 def on_error(ident: str, address: str, exc: BaseException, node=name,
                              path=path) -> None:
                     raise NodeInstrumentError(node, path, ident, address, exc) from exc
-                handle = load_station(path, only=list(roles.values()), labs=labs,
-                                      name_prefix=f"{name}_", on_error=on_error)
+                try:
+                    handle = load_station(path, only=list(roles.values()), labs=labs,
+                                          name_prefix=f"{name}_", on_error=on_error)
+                except BaseException:
+                    _close_instruments([f"{name}_{i}" for i in roles.values()])
+                    raise
                 comp = handle.station.components
                 st = NVNodeStation(handle, lab, *(comp[f"{name}_{roles[r]}"]
                                                   for r in NV_INSTRUMENT_ROLES))
@@ -200,6 +204,14 @@ class StationNVNetworkFactory:
                 n.close()
             raise
         return nodes
+
+
+def _close_instruments(names: list[str]) -> None:
+    """Close the instruments of a station that failed half-way (loaded before the failure)."""
+    from qcodes.instrument import Instrument
+    for n in names:
+        if Instrument.exist(n):
+            Instrument.find_instrument(n).close()
 
 
 class NodeInstrumentError(StationInstrumentError):
