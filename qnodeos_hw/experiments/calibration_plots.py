@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -97,8 +98,37 @@ def plot_dd(path: Path, waits_s, zeros_back, zeros_fwd, shots: int, fit: Fit,
     return _save(fig, path)
 
 
-def plot_ssro(path: Path, est: SSROEstimate, true_f0: float | None, true_f1: float | None) -> Path:
-    fig, ax = _figure((6.0, 4.0))
+def plot_ssro(path: Path, est: SSROEstimate, true_f0: float | None, true_f1: float | None,
+              bright: Sequence[int] = (), dark: Sequence[int] = (),
+              threshold: int | None = None) -> Path:
+    """Photon-count histograms of the second readout for heralded |0> (bright) and |1>
+    (dark) with the threshold (counts >= threshold read 0), beside F0, F1 and the raw
+    P(0 | INIT) with their errors (dashed: the simulation's truth)."""
+    fig = Figure(figsize=(11.0, 4.0), dpi=110)
+    FigureCanvasAgg(fig)
+    hx, ax = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    if bright or dark:
+        n = np.arange(max(len(bright), len(dark)))
+        b = np.asarray(list(bright) + [0] * (len(n) - len(bright)), dtype=float)
+        d = np.asarray(list(dark) + [0] * (len(n) - len(dark)), dtype=float)
+        # keep the bins that hold anything (the tail of a 64-bin controller histogram is empty)
+        last = int(max(np.max(np.nonzero(b + d)[0], initial=0), threshold or 0)) + 2
+        n, b, d = n[:last], b[:last], d[:last]
+        hx.bar(n - 0.2, b, width=0.4, color="C0", label=f"|0> prepared (bright), {int(b.sum())} shots")
+        hx.bar(n + 0.2, d, width=0.4, color="C1", label=f"|1> prepared (dark), {int(d.sum())} shots")
+        if threshold is not None:
+            hx.axvline(threshold - 0.5, color="k", ls="--", lw=1,
+                       label=f"threshold: >= {threshold} photon(s) reads 0")
+        hx.set_yscale("log")
+        hx.set_xlabel("photon counts in the readout window")
+        hx.set_ylabel("shots")
+        hx.set_xticks(n)
+        hx.legend(fontsize=7)
+        hx.set_title("Single-shot readout: photon counts")
+    else:
+        hx.text(0.5, 0.5, "no photon counts from this controller", ha="center", va="center",
+                transform=hx.transAxes)
+        hx.set_axis_off()
     names = ["F0 (heralded |0>)", "F1 (heralded |1>)", "P(0 | INIT) raw"]
     vals = [est.f0, est.f1, est.raw_p0_after_init]
     errs = [est.f0_stderr, est.f1_stderr, est.raw_p0_stderr]
@@ -112,5 +142,5 @@ def plot_ssro(path: Path, est: SSROEstimate, true_f0: float | None, true_f1: flo
     lo = min(vals) - 0.05
     ax.set_ylim(max(0.0, lo), 1.02)
     ax.set_ylabel("probability")
-    ax.set_title(f"Single-shot readout (init fidelity {est.init_fidelity:.4f}; dashed: true)")
+    ax.set_title(f"Fidelities (init fidelity {est.init_fidelity:.4f}; dashed: true)")
     return _save(fig, path)

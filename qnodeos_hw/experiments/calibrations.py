@@ -394,12 +394,15 @@ def _run_ssro(st: CalibrationStation, cal: NVCalibration, s: ScanSettings, out: 
                                      cal.sample_rate_hz)
     load_calibration_program(st.hdawg, st.adwin, st.mw, prog)
     chunks = iter(range(1 << 30))
+    hist = getattr(st.adwin, "ssro_histogram", None)  # the controller's photon counts
     counts = ssro_scan(Mailbox(st.adwin), 0, s.ssro_shots, bar,
                        on_chunk=lambda c: rec(chunk=next(chunks), shots=c.shots,
                                               herald0_prep0=c.herald0_prep0,
                                               herald0_prep1=c.herald0_prep1,
                                               zero_given_0=c.zero_given_0,
-                                              one_given_1=c.one_given_1))
+                                              one_given_1=c.one_given_1),
+                       histogram=hist)
+    threshold = int(st.adwin.ssro_threshold())
     est = estimate_ssro(counts.shots, counts.herald0_prep0, counts.herald0_prep1,
                         counts.zero_given_0, counts.one_given_1)
     truth = {k: _physics_truth(st.physics, k) for k in ("readout_f0", "readout_f1", "init_fidelity")}
@@ -410,9 +413,16 @@ def _run_ssro(st: CalibrationStation, cal: NVCalibration, s: ScanSettings, out: 
     problems = [p for k in ("readout_f0", "readout_f1")
                 if (p := stderr_problem(k, measured[k].value, measured[k].stderr,
                                         MAX_RELATIVE_STDERR[k]))]
-    png = plots.plot_ssro(out / "ssro.png", est, truth["readout_f0"], truth["readout_f1"])
-    # init fidelity is a by-product (JSON only): F0, F1 are what SSRO calibrates
-    return _Outcome(measured, {"model": "binomial", **est.as_dict()}, dataclasses.asdict(counts),
+    png = plots.plot_ssro(out / "ssro.png", est, truth["readout_f0"], truth["readout_f1"],
+                          bright=counts.bright_hist, dark=counts.dark_hist, threshold=threshold)
+    # init fidelity is a by-product (JSON only): F0, F1 are what SSRO calibrates; the
+    # photon-count histograms and the threshold go into the dataset's "fit" metadata
+    photons = {"photon_counts": list(range(len(counts.bright_hist))),
+               "bright_shots": list(counts.bright_hist), "dark_shots": list(counts.dark_hist),
+               "threshold_counts": threshold,
+               "rule": "a readout with counts >= threshold_counts reports 0 (bright, ms = 0)"}
+    return _Outcome(measured, {"model": "binomial", **est.as_dict(), "photon_histograms": photons},
+                    dataclasses.asdict(counts),
                     png, node_params={k: float(f"{measured[k].value:.6g}")
                                       for k in ("readout_f0", "readout_f1")}, problems=problems)
 

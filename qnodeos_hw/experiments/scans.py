@@ -295,19 +295,46 @@ class SSROCounts:
     herald0_prep1: int
     zero_given_0: int
     one_given_1: int
+    #: photon-count histograms of the second readout (element n: shots with n photons),
+    #: heralded |0> (bright) and heralded |0> + x(pi) (dark); empty without a histogram
+    bright_hist: tuple[int, ...] = ()
+    dark_hist: tuple[int, ...] = ()
+
+
+def _counted(histogram: Callable[[], Sequence[int]], measure: Callable[[], int],
+             into: list[int]) -> int:
+    """Run one readout and add its photon count (the one bin the controller's histogram
+    gained) to ``into``."""
+    before = list(histogram())
+    bit = measure()
+    after = list(histogram())
+    for n, (a, b) in enumerate(zip(before, after)):
+        if b != a:
+            if len(into) < len(after):
+                into.extend([0] * (len(after) - len(into)))
+            into[n] += b - a
+    return bit
 
 
 def ssro_scan(box: Mailbox, x180: int, shots: int, progress: Progress | None = None,
-              chunk: int = 500, on_chunk: Callable[[SSROCounts], Any] | None = None
-              ) -> SSROCounts:
+              chunk: int = 500, on_chunk: Callable[[SSROCounts], Any] | None = None,
+              histogram: Callable[[], Sequence[int]] | None = None) -> SSROCounts:
     """``shots`` x (INIT, MEASURE herald, MEASURE) and ``shots`` x (INIT, MEASURE herald,
     PLAY x(pi), MEASURE). The herald readout is the raw assignment measurement after
     INIT (it includes the initialisation error); keeping only shots heralded 0
     prepares |0> (|1> after the pi pulse) with the readout's projection, so the
     second readout measures F0 / F1 free of the INIT error. ``on_chunk(counts)``: the
-    counts of each chunk of ``chunk`` shots per state, as it is done."""
+    counts of each chunk of ``chunk`` shots per state, as it is done. ``histogram``: the
+    controller's photon-count histogram (``ADwinController.ssro_histogram``): with it the
+    second readouts' photon counts are collected per prepared state."""
     h0 = h1 = z0 = o1 = 0
+    bright: list[int] = []
+    dark: list[int] = []
     done = 0
+
+    def second(into: list[int]) -> int:
+        return box.measure() if histogram is None else _counted(histogram, box.measure, into)
+
     while done < shots:
         n = min(chunk, shots - done)
         before = (h0, h1, z0, o1)
@@ -315,17 +342,19 @@ def ssro_scan(box: Mailbox, x180: int, shots: int, progress: Progress | None = N
             box.init()
             if box.measure() == 0:
                 h0 += 1
-                z0 += 1 - box.measure()
+                z0 += 1 - second(bright)
         for _ in range(n):
             box.init()
             if box.measure() == 0:
                 h1 += 1
                 box.play(x180)
-                o1 += box.measure()
+                o1 += second(dark)
         done += n
         if progress:
             progress(2 * n)
         if on_chunk:
             on_chunk(SSROCounts(n, h0 - before[0], h1 - before[1], z0 - before[2],
                                 o1 - before[3]))
-    return SSROCounts(shots, h0, h1, z0, o1)
+    width = max(len(bright), len(dark))
+    pad = (lambda h: tuple(h + [0] * (width - len(h))))
+    return SSROCounts(shots, h0, h1, z0, o1, pad(bright), pad(dark))
