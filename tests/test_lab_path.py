@@ -214,3 +214,18 @@ def test_a_station_failing_half_way_leaves_no_instrument_open(tmp_path, capsys, 
     assert not Instrument.exist("alice_hdawg") and not Instrument.exist("alice_adwin")
     net = _network(tmp_path, SIM_STATION, "modelled", name="ok.yaml")
     assert main(["run", app, "--network", str(net), "--seed", "2"]) == 0
+
+
+def test_the_readme_example_validates_and_is_refused_as_it_says(tmp_path):
+    import re
+    from pathlib import Path
+
+    from qnodeos_hw.networks import UnsupportedNetworkError
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = re.search(r"```yaml\n(network: 1 .*?)```", readme, re.S).group(1)
+    (tmp_path / "my_lab.yaml").write_text(station_file("lab").read_text())
+    (tmp_path / "net.yaml").write_text(block)
+    cfg = load_network(tmp_path / "net.yaml")
+    assert cfg.name == "my_lab" and cfg.nodes["alice"].station == tmp_path / "my_lab.yaml"
+    with pytest.raises(UnsupportedNetworkError, match="lab instruments and a node on simulated"):
+        plan_network(cfg, ["alice", "bob"])

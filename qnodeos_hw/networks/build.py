@@ -357,11 +357,14 @@ def plan_network(config: NetworkConfig, app_nodes: list[str], seed: int | None =
                 noise_file=noise, calibration_file=first.calibration_file,
                 instruments={n.name: n.instruments for n in nodes},
                 clocks={n.name: n.clock for n in nodes})
+            real_nodes = [n.name for n in nodes if not factory.is_simulated(n.name)]
+            if real_nodes and len(real_nodes) != len(nodes) and cfg.quantum_links:
+                raise config.unsupported(
+                    f"nodes.{real_nodes[0]}.station", "a quantum link between a node on lab "
+                    "instruments and a node on simulated ones: their qubits cannot share a "
+                    "heralding station")
             for n in nodes:
-                try:
-                    real = not factory.is_simulated(n.name)
-                except NetworkConfigError:
-                    raise
+                real = n.name in real_nodes
                 if (real or n.clock == "paced") and mode != "host":
                     why = "runs on lab instruments" if real else "has clock: paced"
                     raise config.error("time.mode", f"node '{n.name}' {why} (real time): the "
