@@ -199,7 +199,7 @@ def test_run_nv_2node_equals_the_network_built_in_code(tmp_path, capsys):
 def test_plan_of_a_file_with_schedule_latency_and_ports(tmp_path):
     doc = copy.deepcopy(BASE)
     doc["schedule"].update(bin_ns=100_000, attempts_per_bin=7)
-    doc["nodes"]["alice"]["address"] = "127.0.0.1:0"
+    doc["nodes"]["alice"]["address"] = "127.0.0.1:45678"
     doc["nodes"]["bob"]["classical_address"] = "127.0.0.1:0"
     doc["quantum_links"]["alice-bob"].update(fidelity=0.9, p_success=0.5)
     doc["classical_links"]["alice-bob"] = {"latency": {"cnpu_to_cnpu": {
@@ -210,6 +210,7 @@ def test_plan_of_a_file_with_schedule_latency_and_ports(tmp_path):
     s = plan.settings
     assert (s.bin_ns, s.attempts_per_bin, s.time_mode, s.seed) == (100_000, 7, "host", 4)
     assert s.links == (frozenset({"alice", "bob"}),)
+    assert s.ports == {"alice": (45678, 0), "bob": (0, 0)} and s.host == "127.0.0.1"
     assert s.latency.cnpu_to_cnpu.mean_ns == 2_000_000 and s.latency.seed == 4
     assert plan.factory.link.fidelity == 0.9 and plan.factory.link.p_success == 0.5
     # --time overrides the file's mode

@@ -463,6 +463,10 @@ def _is_qcodes_station(path: str) -> bool:
     return isinstance(doc, dict) and "instruments" in doc
 
 
+class AppHasNoProgramsError(ValueError):
+    """``run APP_DIR``: the directory holds no ``app_<role>.py`` program."""
+
+
 class StationIsNotANetworkError(NetworkConfigError):
     """``run --station`` was given a QCoDeS station YAML: it belongs to a node."""
 
@@ -506,6 +510,9 @@ def run_cli(args: Any) -> int:
     from ..cnpu.network import _jsonable, run_app_dir
 
     nodes = app_node_names(args.app_dir)
+    if not nodes:
+        raise AppHasNoProgramsError(f"application directory {args.app_dir!r} has no "
+                                    "app_<role>.py files")
     config = config_for_run(getattr(args, "network", None), getattr(args, "station", None), nodes)
     plan = plan_network(config, nodes, seed=args.seed, time_mode=getattr(args, "time", None))
     renamed = {k: v for k, v in plan.binding.items() if k != v}
