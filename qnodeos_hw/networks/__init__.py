@@ -279,12 +279,13 @@ class _Reader:
         if not isinstance(value, str) or not value:
             raise self.err(key, f"must be a file path, got {value!r}")
         m = re.fullmatch(r"([A-Za-z_][\w.]*):([^/\\:][^:]*)", value)
+        p = None
         if m and not Path(value).exists():
             try:
                 p = Path(str(resources.files(m.group(1)).joinpath(m.group(2))))
-            except (ModuleNotFoundError, TypeError) as exc:
-                raise self.err(key, f"no package file {value!r}: {exc}") from None
-        else:
+            except (ModuleNotFoundError, TypeError):  # not a package: a path (C:/...)
+                p = None
+        if p is None:
             p = Path(value).expanduser()
             if not p.is_absolute() and self.base_dir is not None:
                 p = self.base_dir / p
