@@ -276,3 +276,28 @@ def test_a_qcodes_station_on_run_station_points_to_the_network_file(tmp_path, ca
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "StationIsNotANetworkError" in err[0]
     assert "nodes.<name>.station" in err[0] and "--network" in err[0]
+
+
+def test_custom_factory_and_the_old_keys_in_their_new_places(tmp_path):
+    doc = {"network": 1, "qdriver_factory": "qnodeos_hw.cnpu.network:IdealNetworkFactory",
+           "factory_args": {"num_qubits": 3, "fidelity": 0.8},
+           "nodes": {"a": {"platform": "custom"}, "b": {"platform": "custom"}}}
+    plan = plan_network(network_from_dict(doc), ["a", "b"], seed=2)
+    assert plan.factory.num_qubits == 3 and plan.factory.link.fidelity == 0.8
+    doc["nodes"]["b"]["platform"] = "ideal"
+    with pytest.raises(NetworkConfigError) as ei:
+        network_from_dict(doc)
+    assert ei.value.key == "qdriver_factory"
+    # an old NV network-model file: the same factory and settings as before
+    from qnodeos_hw.networks.build import legacy_network
+    old = tmp_path / "old.yaml"
+    old.write_text("platform: nv\nnum_qubits: 1\nbin_ns: 20000000\ntime_mode: host\n")
+    plan = plan_network(legacy_network(str(old), ["client", "server"]), ["client", "server"], seed=9)
+    assert isinstance(plan.factory, NVNetworkFactory)
+    assert plan.factory.kwargs == NVNetworkFactory(seed=9, num_qubits=1).kwargs
+    s = plan.settings
+    assert (s.bin_ns, s.attempts_per_bin, s.time_mode, s.links, s.latency) == \
+        (20_000_000, 1000, "host", (), None)
+    old.write_text("platform: nv\nfidelity: 0.9\n")
+    with pytest.raises(KeyError, match="fidelity"):
+        legacy_network(str(old), ["a", "b"])
