@@ -301,3 +301,14 @@ def test_custom_factory_and_the_old_keys_in_their_new_places(tmp_path):
     old.write_text("platform: nv\nfidelity: 0.9\n")
     with pytest.raises(KeyError, match="fidelity"):
         legacy_network(str(old), ["a", "b"])
+
+
+def test_a_quantum_link_without_a_time_bin_is_named():
+    doc = copy.deepcopy(BASE)
+    doc["nodes"]["carol"] = {"platform": "ideal"}
+    doc["quantum_links"]["bob-carol"] = {"heralding": "ideal"}
+    with pytest.raises(NetworkConfigError, match="'bob-carol' has no time bin") as ei:
+        network_from_dict(doc, source="n.yaml")
+    assert ei.value.key == "schedule.bins"
+    doc["schedule"]["bins"] = ["alice-bob", "bob-carol"]
+    assert network_from_dict(doc).schedule.bins == (("alice-bob",), ("bob-carol",))

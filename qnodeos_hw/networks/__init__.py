@@ -474,6 +474,12 @@ def network_from_dict(data: Any, source: str = "<memory>", base_dir: Path | None
             raise r.err(f"schedule.bins.{i}", f"links {names} share a node: a node attempts "
                                               "one link per bin (one communication qubit)")
         bins.append(tuple(str(n) for n in names))
+    if bins:
+        unserved = [ln for ln in qlinks if not any(ln in b for b in bins)]
+        if unserved:
+            raise r.err("schedule.bins", f"quantum link {unserved[0]!r} has no time bin (a link "
+                                         "must have bins to entangle; empty bins: every link "
+                                         "in every bin)")
 
     target = top.get("qdriver_factory")
     if target is not None and (not isinstance(target, str) or target.count(":") != 1):
