@@ -43,6 +43,12 @@ from . import (NV_INSTRUMENT_ROLES, Address, NetworkConfig,
 log = logging.getLogger(__name__)
 
 
+#: NV nodes today's single-process network builds: one heralding station joins two nodes.
+#: Raise it when ``qnodeos_hw.nodes.simulated_nv_network`` (NVNetworkFactory) and
+#: :class:`StationNVNetworkFactory` give each pair of nodes its own station.
+MAX_NV_NODES = 2
+
+
 class NetworkBindingError(NetworkConfigError):
     """The app's nodes cannot be placed on the network's nodes."""
 
@@ -275,7 +281,7 @@ def check_supported(config: NetworkConfig) -> None:
     """What today's single-process network cannot build (UnsupportedNetworkError)."""
     nodes = list(config.nodes.values())
     nv = [n.name for n in nodes if n.platform == "nv"]
-    if len(nv) > 2:
+    if len(nv) > MAX_NV_NODES:
         raise config.unsupported(
             "nodes", f"{len(nv)} NV nodes ({', '.join(nv)}): more than two NV nodes on one "
             "heralding station are not supported yet (today's simulated NV network puts every "
