@@ -201,7 +201,8 @@ def _translate(g: _Gen, i: int, ins: Any, d: int, block_start: int, next_block: 
         e(f"{g.w(ins.regout)} = ({g.r(ins.regin0)} {op} {g.r(ins.regin1)}) % _mod({g.r(ins.regmod)})")
     elif m == "array":
         a = g.a(ins.address)
-        e(f"{a} = _arrs[{g.ad(ins.address)}] = [None] * _alen({g.r(ins.size)}, _arrs)")
+        ad = g.ad(ins.address)
+        e(f"{a} = _arrs[{ad}] = [None] * _alen({g.r(ins.size)}, _arrs, {ad})")
     elif m == "store":
         e(f"{g.entry(ins.entry)} = {g.r(ins.reg)}")
     elif m == "load":
@@ -377,19 +378,33 @@ def _rem(a: int, b: int) -> int:
 
 #: arrays of one process: at most this many, of this many entries in all (a program
 #: must not take its node's memory; netqasm's largest arrays hold 10 result fields per
-#: EPR pair)
-MAX_ARRAYS = 4096
+#: EPR pair, and its SDK gives every subroutine's arrays new addresses, so a long
+#: program -- 1,200 DQC circuits in one connection -- holds thousands of small arrays)
+MAX_ARRAYS = 1 << 16
 MAX_ARRAY_ENTRIES = 1 << 21
 
 
-def _alen(n: int, arrays: dict) -> int:
-    """``n``, the length of a new array, if the process may have it."""
+class ArrayMemory(dict):
+    """A process' arrays (address -> list), with the running count of their entries."""
+
+    entries = 0
+
+
+def _alen(n: int, arrays: dict, addr: int | None = None) -> int:
+    """``n``, the length of a new array at ``addr``, if the process may have it."""
     if n is None or not 0 <= n <= MAX_ARRAY_ENTRIES:
         raise ValueError(f"array length must be 0..{MAX_ARRAY_ENTRIES}, got {n}")
-    if len(arrays) >= MAX_ARRAYS:
+    old = arrays.get(addr)
+    if old is None and len(arrays) >= MAX_ARRAYS:
         raise ValueError(f"a process may hold at most {MAX_ARRAYS} arrays")
-    if n + sum(len(a) for a in arrays.values() if a is not None) > MAX_ARRAY_ENTRIES:
+    if isinstance(arrays, ArrayMemory):
+        total = arrays.entries - (len(old) if old is not None else 0) + n
+    else:
+        total = n + sum(len(a) for k, a in arrays.items() if a is not None and k != addr)
+    if total > MAX_ARRAY_ENTRIES:
         raise ValueError(f"a process' arrays may hold at most {MAX_ARRAY_ENTRIES} entries")
+    if isinstance(arrays, ArrayMemory):
+        arrays.entries = total
     return n
 
 

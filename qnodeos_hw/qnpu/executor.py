@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 
-from .compiler import WAIT, SubroutineCache
+from .compiler import WAIT, ArrayMemory, SubroutineCache
 from .errors import ExecutionError, QNPUError, QubitAllocationError
 from .qmmu import QMMU
 
@@ -26,7 +26,7 @@ class StandaloneExecutor:
         self.table = self.qmmu.add_process(1, max_qubits or n)
         self.cache = SubroutineCache(driver.flavour)
         self.regs: dict[str, Any] = {}
-        self.arrays: dict[int, list] = {}
+        self.arrays: dict[int, list] = ArrayMemory()
         self.drv = driver.execute
         self._returns: list = []
         table = self.table

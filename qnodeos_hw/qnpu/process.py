@@ -10,6 +10,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from .compiler import ArrayMemory
+
 
 class ProcessState(enum.Enum):
     IDLE = "idle"
@@ -34,7 +36,7 @@ class Process:
     max_qubits: int = 0
     state: ProcessState = ProcessState.IDLE
     regs: dict[str, Any] = field(default_factory=dict)
-    arrays: dict[int, list] = field(default_factory=dict)
+    arrays: dict[int, list] = field(default_factory=ArrayMemory)
     pending: deque = field(default_factory=deque)  # (msg_id, raw subroutine bytes)
     current: Any = None  # running generator of the current subroutine
     current_msg: int | None = None
