@@ -21,7 +21,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
-import yaml
 from netqasm.lang.instr.flavour import NVFlavour, TrappedIonFlavour, VanillaFlavour
 from netqasm.runtime.settings import SIMULATOR_ENV, Simulator
 
@@ -447,71 +446,6 @@ def _free_port(host: str) -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
-
-
-def _factory_from_station(path: str | None, seed: int | None) -> tuple[QDriverFactory, dict]:
-    """``--station`` YAML (all keys optional):
-
-    * ``platform: ideal`` (default) with ``num_qubits``, ``fidelity``, ``p_success``,
-      ``flavour`` (vanilla/nv), ``random_bell``;
-    * ``platform: nv`` with ``num_qubits``, ``noise_file``, ``calibration_file``: the
-      simulated NV stations (physics -> instruments -> NVQDriver);
-    * ``qdriver_factory: "module:callable"``: any factory, called with ``seed`` and the
-      mapping under ``factory_args``;
-    * ``bin_ns``: the TDMA time bin (ns);
-    * ``time_mode``: ``modelled`` (default) or ``host``; ``latency_file``: the latency
-      model of modelled time (default: the shipped one)."""
-    cfg: dict = {}
-    if path:
-        with open(path, encoding="utf-8") as fp:
-            cfg = yaml.safe_load(fp) or {}
-    net_cfg = {"bin_ns": int(cfg.get("bin_ns", 10_000_000)),
-               "time_mode": cfg.pop("time_mode", None), "latency_file": cfg.pop("latency_file", None)}
-    if net_cfg["time_mode"] not in (None,) + TIME_MODES:
-        raise KeyError(f"station file {path}: time_mode must be one of {TIME_MODES}, "
-                       f"got {net_cfg['time_mode']!r}")
-    target = cfg.get("qdriver_factory")
-    if target:
-        mod, fn = target.split(":")
-        return getattr(importlib.import_module(mod), fn)(seed=seed, **cfg.get("factory_args", {})), net_cfg
-    platform = cfg.get("platform", "ideal")
-    if platform == "nv":
-        unknown = set(cfg) - {"platform", "num_qubits", "noise_file", "calibration_file", "bin_ns"}
-        if unknown:
-            raise KeyError(f"station file {path}: unknown key(s) {sorted(unknown)} for platform nv")
-        return NVNetworkFactory(seed=seed or 0, num_qubits=int(cfg.get("num_qubits", 1)),
-                                noise_file=cfg.get("noise_file"),
-                                calibration_file=cfg.get("calibration_file")), net_cfg
-    if platform != "ideal":
-        raise KeyError(f"station file {path}: platform must be 'ideal' or 'nv', got {platform!r}")
-    unknown = set(cfg) - {"platform", "num_qubits", "fidelity", "p_success", "bin_ns", "flavour",
-                          "random_bell"}
-    if unknown:
-        raise KeyError(f"station file {path}: unknown key(s) {sorted(unknown)}")
-    return IdealNetworkFactory(num_qubits=int(cfg.get("num_qubits", 5)),
-                               fidelity=float(cfg.get("fidelity", 1.0)),
-                               p_success=float(cfg.get("p_success", 1.0)), seed=seed,
-                               flavour_name=cfg.get("flavour", "vanilla"),
-                               random_bell=bool(cfg.get("random_bell", False))), net_cfg
-
-
-def run_cli(args: Any) -> int:
-    """``qnodeos-hw run APP_DIR [--station FILE] [--seed N] [--trace FILE]``."""
-    factory, net_cfg = _factory_from_station(args.station, args.seed)
-    mode = getattr(args, "time", None) or net_cfg["time_mode"] or "modelled"
-    latency = (load_latency_model(net_cfg["latency_file"], seed=args.seed or 0)
-               if net_cfg["latency_file"] else None)
-    settings = NetworkSettings(bin_ns=net_cfg["bin_ns"], seed=args.seed, time_mode=mode,
-                               latency=latency)
-    res = run_app_dir(args.app_dir, factory, settings)
-    for role, o in sorted(res.outcomes.items()):
-        if o.error:
-            print(f"[{role}] FAILED: {o.error}", file=sys.stderr)
-    if args.trace:
-        n = res.trace.save(args.trace)
-        print(f"trace: {n} events -> {args.trace}", file=sys.stderr)
-    print(json.dumps({r: o.result for r, o in sorted(res.outcomes.items())}, default=_jsonable))
-    return 0 if res.ok else 1
 
 
 def _jsonable(x: Any) -> Any:
