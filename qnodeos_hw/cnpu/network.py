@@ -26,6 +26,7 @@ from netqasm.runtime.settings import SIMULATOR_ENV, Simulator
 
 from ..qdevice.clock import VirtualClock
 from ..qdrivers.ideal import IdealLink, IdealQDriver, NetworkQuantumState
+from ..qnpu.peer_tcp import TcpPeerBus
 from ..qnpu.peers import LocalPeerBus
 from ..qnpu.qnpu import QNPU, QNPUConfig
 from ..qnpu.server import QNPUServer
@@ -138,10 +139,16 @@ class NetworkSettings:
     latency: LatencyModel | None = None
     #: how long (node ns) an entanglement request waits for its other end (None: forever)
     request_timeout_ns: int | None = 30_000_000_000
+    #: the wire between the QNPUs: ``local`` (in-process, JSON text) or ``tcp``
+    #: (:class:`~qnodeos_hw.qnpu.peer_tcp.TcpPeerBus` on ``host``, authenticated per
+    #: pair of nodes); results are the same in modelled time
+    peer_transport: str = "local"
 
     def __post_init__(self) -> None:
         if self.time_mode not in TIME_MODES:
             raise ValueError(f"time mode must be one of {TIME_MODES}, got {self.time_mode!r}")
+        if self.peer_transport not in ("local", "tcp"):
+            raise ValueError(f"peer transport must be 'local' or 'tcp', got {self.peer_transport!r}")
 
 
 class SimulatedNetwork:
@@ -153,8 +160,17 @@ class SimulatedNetwork:
         self.settings = settings
         self.modelled = settings.time_mode == "modelled"
         self.trace = Trace(instructions=settings.trace_instructions, ordered=self.modelled)
-        self.peers = LocalPeerBus()
         self.token = secrets.token_hex(16)
+        names = sorted(node_names)
+        #: the QNPUs' peer secrets, one per pair of nodes (not the CNPUs' hub keys)
+        self.pair_keys = {f"{a}|{b}": secrets.token_hex(16)
+                          for i, a in enumerate(names) for b in names[i:]}
+        self.peers: Any
+        if settings.peer_transport == "tcp":
+            self.peers = TcpPeerBus({n: (settings.host, 0) for n in node_names},
+                                    lambda a, b: self.pair_keys["|".join(sorted((a, b)))].encode())
+        else:
+            self.peers = LocalPeerBus()
         self.nodes: dict[str, Node] = {}
         flavour = getattr(factory, "flavour_name", "vanilla")
         ids = {name: i for i, name in enumerate(node_names)}
@@ -234,6 +250,8 @@ class SimulatedNetwork:
             n.qnpu.stop()
         if self.clock_server is not None:
             self.clock_server.close()
+        if isinstance(self.peers, TcpPeerBus):
+            self.peers.close()
         for b in self._built.values():
             b.close()
 
