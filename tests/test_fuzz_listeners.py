@@ -362,3 +362,72 @@ def test_fuzz_peer_protocol(thread_errors):
         good.close()
         srv.close()
         q.stop()
+
+
+def test_fuzz_peer_protocol_over_tcp(thread_errors):
+    """The QNPU's TCP peer listener: 10^4 random and mutated frames from an authenticated
+    peer, plus strangers with garbage hellos; only typed refusals, no thread dies, the
+    listener keeps accepting the network's nodes, bounded memory."""
+    from qnodeos_hw.qnpu.peer_tcp import TcpPeerBus, peer_mac
+
+    keys = {"m|n": b"secret-mn"}
+    key = (lambda a, b: keys["|".join(sorted((a, b)))])
+    bus = TcpPeerBus({"n": ("127.0.0.1", 0), "m": ("127.0.0.1", 0)}, key)
+    drv = IdealQDriver("n", 2, VirtualClock())
+    q = QNPU("n", drv, {"n": 0, "m": 1}, peers=bus,
+             trace=Trace(kinds={"error", "qnpu_crashed"})).start()
+    addr = bus.addresses["n"]
+    rng = random.Random(1814)
+    seeds = [json.dumps(m).encode() for m in (
+        {"t": "req", "rid": 1_000_001, "creator": "m", "receiver": "n", "csock": 0, "rsock": 0,
+         "type": 0, "number": 1, "rot": [0, 0, 0], "axes": 0, "rb": 0, "t_post": 5, "ts": 7},
+        {"t": "ready", "rid": 1_000_001, "pair": 0, "ts": 9},
+        {"t": "cancel", "rid": 1_000_001, "why": "gone", "bound": 3, "ts": 9})]
+
+    def connect(as_node: str, k: bytes):
+        s = socket.create_connection(addr, timeout=10)
+        nonce = json.loads(recv_frame(s))["nonce"]
+        send_frame(s, json.dumps({"node": as_node, "mac": peer_mac(k, nonce, as_node, "n")}).encode())
+        return s
+
+    def run(warmup):
+        n = 200 if warmup else N_FRAMES
+        s = connect("m", keys["m|n"])
+        for i in range(n):
+            r = rng.random()
+            frame = (rng.randbytes(rng.randint(0, 64)) if r < 0.2
+                     else _mutate(rng, rng.choice(seeds)) if r < 0.9 else rng.choice(seeds))
+            send_frame(s, frame)
+            if i % 2000 == 1999:  # a stranger meanwhile: refused, nothing else disturbed
+                x = socket.create_connection(addr, timeout=10)
+                recv_frame(x)
+                x.sendall(struct.pack(">I", 8) + rng.randbytes(8))
+                x.close()
+        s.close()
+
+    try:
+        growth = _measure_growth(run)
+        deadline = time.monotonic() + 10
+        while bus.bad_frames + len(q.trace.events) < 100 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        before = len([e for e in q.trace.events if e.kind == "error"])
+        s = connect("m", keys["m|n"])  # still served: a checked-and-refused message lands
+        send_frame(s, json.dumps({"t": "ready", "rid": "not a number", "ts": 1}).encode())
+        while len([e for e in q.trace.events if e.kind == "error"]) == before \
+                and time.monotonic() < deadline:
+            time.sleep(0.02)
+        s.close()
+        assert len([e for e in q.trace.events if e.kind == "error"]) > before
+        assert not q.errors, q.errors  # its answers to 'm' (who has no listener) are lost,
+        assert not thread_errors, thread_errors[:5]  # not the node
+        names = {e.data.get("error") for e in q.trace.events if e.kind == "error"}
+        assert names <= {"PeerProtocolError", "PeerUnreachableError"}, names
+        assert bus.refused >= 5
+        assert growth < MEMORY_BOUND, growth
+        print(f"\npeer protocol over TCP: {N_FRAMES} fuzz frames, {bus.bad_frames} not JSON "
+              f"objects, {len(names and [e for e in q.trace.events if e.kind == 'error'])} "
+              f"refused as PeerProtocolError, {bus.refused} connections refused, "
+              f"memory growth {growth / 1e6:.2f} MB")
+    finally:
+        q.stop()
+        bus.close()

@@ -57,7 +57,7 @@ from .compiler import WAIT, SubroutineCache
 from .errors import (AppIdNotOwnedError, ExecutionError, MalformedSubroutineError, ProtocolError,
                      QNPUError, QubitAllocationError, UnsupportedSubroutineError)
 from .netstack import NetworkStack, RequestBoard, TDMASchedule, checked_peer_message
-from .peers import LocalPeerBus
+from .peers import LocalPeerBus, PeerUnreachableError
 from .process import NETWORK_PRIORITY, USER_PRIORITY, Process, ProcessState, Scheduler
 from .qmmu import NETWORK_PID, QMMU
 from .trace import Trace
@@ -543,14 +543,21 @@ class QNPU:
         if self.peers is None:
             raise QNPUError(f"QNPU '{self.name}' has no peer link (entanglement with '{peer}')")
         now = self.driver.now_ns()
+        lp = f"qnpu:{peer}"
         if self.modelled:
-            lp = f"qnpu:{peer}"
             ts = self._fifo(lp, now + self._draw("qnpu_to_qnpu", f"{self.name}>{peer}"))
-            self._sent[lp] = self._sent.get(lp, 0) + 1
         else:
             ts = now + self.config.peer_margin_ns
         msg["ts"] = ts
-        self.peers.send(self.name, peer, msg)
+        try:
+            self.peers.send(self.name, peer, msg)
+        except PeerUnreachableError as exc:
+            # a peer that is down loses the message, not this node: its requests end
+            # by their timeout (request_timeout_ns); nothing counted as in flight
+            self._record("error", None, error="PeerUnreachableError", message=str(exc))
+            return ts
+        if self.modelled:
+            self._sent[lp] = self._sent.get(lp, 0) + 1
         return ts
 
     def _advance_to(self, t: int) -> None:
