@@ -91,19 +91,43 @@ def simulated_nv_network(names: tuple[str, ...] = ("client", "server"), seed: in
     models = load_noise_models(noise_file)
     registry = QuantumRegistry()
     gens = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(names) + 1)]
-    station = HeraldingStation(models.heralding, gens[0], registry, bin_ns=bin_ns)
+    # one heralding station per pair of nodes (an optical link each); the first pair's
+    # station draws from the stream of the two-node network (same seed, same bytes)
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    link_gens = [gens[0]] + [np.random.default_rng(s) for s in
+                             np.random.SeedSequence([seed, 1]).spawn(max(0, len(pairs) - 1))]
+    stations = {p: HeraldingStation(models.heralding, g, registry,
+                                    name="heralding" if k == 0 else f"heralding-{p[0]}-{p[1]}",
+                                    bin_ns=bin_ns)
+                for k, (p, g) in enumerate(zip(pairs, link_gens))}
     table, program = _nv_program(calibration_file, num_qubits - 1)
     nodes: dict[str, SimulatedNode] = {}
     try:
         for name, gen in zip(names, gens[1:]):
-            physics = NVNode(name, models.nv_for(name), gen, registry, num_qubits, station=station)
+            physics = NVNode(name, models.nv_for(name), gen, registry, num_qubits)
+            mine = [(p, st) for p, st in stations.items() if name in p]
+            links = {}
+            for k, (p, st) in enumerate(mine):
+                st.attach(physics)
+                links[p[1] if p[0] == name else p[0]] = k
             clock = VirtualClock()
-            st = open_nv_node(physics=physics, clock=clock, seed=seed, name=name, program=program)
+            st_ = open_nv_node(physics=physics, clock=clock, seed=seed, name=name, program=program)
+            if len(names) > 2:  # the controller selects the optical link per attempt window
+                from .simulators.adwin_sim import PAR_OPTICAL_LINKS
+                st_.lab.adwin.Set_Par(PAR_OPTICAL_LINKS, max(1, len(links)))
             probe = (lambda qs, p=physics, c=clock: p.reduced_density_matrix(qs, c.now_ns()))
-            qd = NVQDriver(st.adwin, table, spec=nv_spec(num_qubits), now_ns=clock.now_ns,
-                           state_probe=probe)
-            nodes[name] = SimulatedNode(name, "nv", qd, clock, physics, [st.close],
-                                        progress=lambda t, peer=None, n=name: station.progress(n, t))
+            qd = NVQDriver(st_.adwin, table, spec=nv_spec(num_qubits), now_ns=clock.now_ns,
+                           state_probe=probe, links=links if len(names) > 2 else None)
+            by_peer = {(p[1] if p[0] == name else p[0]): st for p, st in mine}
+
+            def progress(t: int, peer: str | None = None, n: str = name,
+                         by_peer: dict = by_peer) -> None:
+                for other, st in by_peer.items():
+                    if peer is None or peer == other:
+                        st.progress(n, t)
+
+            nodes[name] = SimulatedNode(name, "nv", qd, clock, physics, [st_.close],
+                                        progress=progress)
     except Exception:
         for n in nodes.values():
             n.close()

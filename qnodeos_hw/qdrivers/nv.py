@@ -47,20 +47,36 @@ from netqasm.lang.instr import vanilla
 from netqasm.lang.instr.flavour import NVFlavour
 
 from ..qdevice.errors import UnsupportedInstructionError
-from ..qdevice.errors import MessageError
-from ..qdevice.instructions import (Axis, Init, Measure, PhysicalInstruction, Rotation, TwoQubitGate,
+from ..qdevice.instructions import (Axis, Entangle, EntangleMode, Init, Measure, Response,
+                                    ResponseKind, PhysicalInstruction, Rotation, TwoQubitGate,
                                     TwoQubitGateKind)
-from ..qdevice.message import InstructionMessage, Opcode, angle_code, instruction_message
+from ..qdevice.errors import MessageError
+from ..qdevice.message import (InstructionMessage, Opcode, angle_code, encode,
+                               instruction_message, response_of)
 from ..qdevice.spec import QDeviceSpec, nv_spec
 from ..waveforms.table import TableEntry, WaveformTable
 from .base import UnsupportedNetQASMError
 from .compose import AngleComposer
-from .link_driver import LinkQDriver, Transport
+from .link_driver import DeviceFailureError, LinkQDriver, Transport
 from .unitaries import phase_key, rotation_matrix
 
 _PAULI = {"x": np.array([[0, 1], [1, 0]], complex), "y": np.array([[0, -1j], [1j, 0]], complex),
           "z": np.array([[1, 0], [0, -1]], complex)}
 _AXES = {"x": Axis.X, "y": Axis.Y, "z": Axis.Z}
+
+
+def frame_code(angle: float) -> tuple[int, int] | None:
+    """``(n, d)`` of a carbon frame update by ``angle`` (the ROT_Z word: ``n pi / 2^d``,
+    ``d <= 15``, ``n < 4096``), or None when the angle is finer than that."""
+    try:
+        return angle_code(angle)
+    except MessageError:
+        return None
+
+
+def _has_code(angle: float) -> bool:
+    """Whether a frame rotation by ``angle`` fits one carbon ROT_Z word."""
+    return frame_code(angle) is not None
 
 
 def entry_unitary(entry: TableEntry) -> np.ndarray:
@@ -139,10 +155,39 @@ class NVQDriver(LinkQDriver):
 
     def __init__(self, controller: Transport, table: WaveformTable,
                  spec: QDeviceSpec | None = None, now_ns: Callable[[], int] | None = None,
-                 state_probe: Callable[[tuple[int, ...]], np.ndarray] | None = None) -> None:
+                 state_probe: Callable[[tuple[int, ...]], np.ndarray] | None = None,
+                 links: dict[str, int] | None = None) -> None:
         super().__init__(controller, spec or nv_spec(), now_ns or controller.now_ns, state_probe)
         self.controller = controller
         self.mapping = NVMapping(table)
+        #: peer node -> optical link index (the heralding station the controller selects
+        #: with bits 12..15 of the ENT argument); None: one link, to any peer
+        self.links = dict(links) if links is not None else None
+
+    def entangle(self, qubit: int, mode: EntangleMode, peer: str, attempts: int = 1) -> Response:
+        """One attempt window on the optical link to ``peer`` (ENT argument: attempt
+        budget in bits 0..11, link in bits 12..15)."""
+        if self.links is None:  # one optical link: the generic word (budget up to 65535)
+            return super().entangle(qubit, mode, peer, attempts)
+        if peer not in self.links:
+            raise UnsupportedNetQASMError(f"entangle with {peer}: this NV node has optical "
+                                          f"links to {sorted(self.links)} only")
+        link = self.links[peer]
+        if not 1 <= attempts <= 0xFFF:
+            raise UnsupportedNetQASMError(f"entangle with {peer}: with several optical links "
+                                          f"the NV controller takes at most 4095 attempts per "
+                                          f"window, asked {attempts}")
+        instr = Entangle(qubit, mode, attempts)
+        self.spec.check(instr)
+        msg = instruction_message(instr)
+        word = int.from_bytes(encode(InstructionMessage(msg.opcode, msg.qubit,
+                                                        (attempts if attempts > 1 else 0)
+                                                        | (link << 12))), "big")
+        resp = response_of(self._send(word, f"entangle with {peer}"))
+        if resp.kind not in (ResponseKind.ENT_SUCCESS, ResponseKind.ENT_FAILURE):
+            raise DeviceFailureError(f"entangle with {peer} on qubit {qubit}: device answered "
+                                     f"{resp.kind.name}")
+        return resp
 
     # -- carbons ------------------------------------------------------------------------
     def _carbon_ops(self, instr: Any, rotations: tuple[Rotation, ...]) -> list[tuple[str, float]]:
@@ -172,7 +217,7 @@ class NVQDriver(LinkQDriver):
                 ops.append(("vz", h))
         merged: list[tuple[str, float]] = []
         for op in ops:
-            if op[0] == "vz" and merged and merged[-1][0] == "vz":
+            if op[0] == "vz" and merged and merged[-1][0] == "vz" and _has_code(merged[-1][1] + op[1]):
                 merged[-1] = ("vz", merged[-1][1] + op[1])
             else:
                 merged.append(op)
@@ -188,11 +233,12 @@ class NVQDriver(LinkQDriver):
         out = []
         for kind, v in ops:
             if kind == "vz":
-                try:
-                    n, d = angle_code(v)
-                except MessageError as exc:
+                code = frame_code(v)
+                if code is None:
                     raise UnsupportedNetQASMError(f"{instr.mnemonic}: carbon {q} frame rotation by "
-                                                  f"{v!r} rad has no n*pi/2^d code") from exc
+                                                  f"{v!r} rad has no n*pi/2^d code (d <= 15: the "
+                                                  "controller's ROT_Z word)")
+                n, d = code
                 if n:
                     out.append(InstructionMessage(Opcode.ROT_Z, q, (n << 4) | d))
             elif kind == "crot":

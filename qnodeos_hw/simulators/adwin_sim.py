@@ -26,12 +26,14 @@ TickLink` enforces the tick rules):
   by a charge repump of ``Par_13`` ns, until the counts reach ``Par_1``), then spin
   pumping -> SUCCESS, or FAILURE; INIT of a carbon is its initialisation (``Par_14`` ns;
   effective: the electron is left as it was) -> SUCCESS;
-* ``ROT_Z`` on a carbon: a frame update (virtual Z), no time -> SUCCESS;
+* ``ROT_Z`` on a carbon: a frame update (virtual Z) by ``n pi / 2^d`` (the generic
+  rotation word), no time -> SUCCESS;
 * ``MEASURE`` (electron only): single-shot readout; counts >= ``Par_2`` read 0 ->
   OUTCOME; every readout's photon counts go into the histogram ``Data_4``
   (``Data_4[n+1]`` = readouts with n counts, n < 63; the last bin collects the rest);
-* ``ENT_KEEP``/``ENT_MEASURE``: an attempt window of ``argument`` heralded attempts
-  (0 or 1: one attempt; each ``Par_8`` ns, which must equal the physics' attempt
+* ``ENT_KEEP``/``ENT_MEASURE``: an attempt window of ``argument`` heralded attempts; with
+  ``Par_15`` (optical links, i.e. heralding stations) above 1, ``argument & 0xFFF``
+  attempts on link ``argument >> 12`` (a repeater node has several) (0 or 1: one attempt; each ``Par_8`` ns, which must equal the physics' attempt
   duration), ending at the first herald; ``ENT_MEASURE`` adds the readout window
   after a herald -> ENT_SUCCESS/ENT_FAILURE;
 * ``NOP`` -> SUCCESS. Other opcodes are refused (the NV QDriver maps gates to PLAY).
@@ -72,9 +74,13 @@ PAR_DIO_PROTOCOL: Final = 11
 PAR_INSTRUCTIONS: Final = 12
 PAR_CHARGE_REPUMP_NS: Final = 13
 PAR_CARBON_INIT_NS: Final = 14
+PAR_OPTICAL_LINKS: Final = 15
 DATA_ENTRY_TARGETS: Final = 3
 DATA_SSRO_HISTOGRAM: Final = 4
 SSRO_HISTOGRAM_BINS: Final = 64
+#: ENT_KEEP / ENT_MEASURE argument: attempt budget in bits 0..11, optical link in 12..15
+ENT_BUDGET_MASK: Final = 0xFFF
+ENT_LINK_SHIFT: Final = 12
 DIO_PROTOCOL_VALID: Final = 0
 DIO_PROTOCOL_TOGGLE: Final = 1
 FIFO_INSTRUCTIONS: Final = 1
@@ -116,7 +122,7 @@ _DEFAULT_PARS = {PAR_CR_THRESHOLD: 30, PAR_SSRO_THRESHOLD: 1, PAR_CR_MAX_ATTEMPT
                  PAR_INIT_NS: 20_000, PAR_READOUT_NS: 10_000, PAR_CR_CHECK_NS: 50_000,
                  PAR_ENT_ATTEMPT_NS: 5_000, PAR_DIO_FLAG_BIT: 8,
                  PAR_DIO_PROTOCOL: DIO_PROTOCOL_TOGGLE, PAR_CHARGE_REPUMP_NS: 10_000,
-                 PAR_CARBON_INIT_NS: 500_000}
+                 PAR_CARBON_INIT_NS: 500_000, PAR_OPTICAL_LINKS: 1}
 
 
 class DIOTarget(Protocol):
@@ -216,8 +222,15 @@ class _ControllerProcess:
                 kind, duration = _R_SUCCESS, 0
             else:  # ENT_KEEP / ENT_MEASURE: an attempt window of argument attempts
                 measure = op is _OP_ENT_MEASURE
-                budget = max(1, msg.argument)
-                if budget == 1:
+                if par[PAR_OPTICAL_LINKS] > 1:  # the optical link (heralding station) in bits 12..15
+                    budget = max(1, msg.argument & ENT_BUDGET_MASK)
+                    link = msg.argument >> ENT_LINK_SHIFT
+                else:
+                    budget, link = max(1, msg.argument), 0
+                if link:
+                    heralded, bell, outcome, used = be.entangle_window(q, t_ns, measure, budget,
+                                                                       link)
+                elif budget == 1:
                     heralded, bell, outcome = be.entangle(q, t_ns, measure)
                     used = 1
                 else:

@@ -59,10 +59,10 @@ class NVQubitBackend(Protocol):
         outcome bit if ``measure`` else None)."""
         ...
 
-    def entangle_window(self, qubit: int, t_ns: int, measure: bool, max_attempts: int
-                        ) -> tuple[bool, int, int | None, int]:
-        """Up to ``max_attempts`` attempts back to back, stopping at the first herald:
-        (heralded, bell_index, outcome or None, attempts used)."""
+    def entangle_window(self, qubit: int, t_ns: int, measure: bool, max_attempts: int,
+                        link: int = 0) -> tuple[bool, int, int | None, int]:
+        """Up to ``max_attempts`` attempts back to back on optical ``link``, stopping at the
+        first herald: (heralded, bell_index, outcome or None, attempts used)."""
         ...
 
 

@@ -75,7 +75,8 @@ def heralded_state(model: HeraldingModel, bell_index: int) -> np.ndarray:
 
 
 class HeraldingStation:
-    """The midpoint station shared by two NV nodes (attached in order A, B)."""
+    """The midpoint station shared by two NV nodes (attached in order A, B): one per
+    optical link; a node with several links (a repeater) is attached to several."""
 
     def __init__(self, model: HeraldingModel, rng: np.random.Generator,
                  registry: QuantumRegistry, name: str = "heralding",
@@ -107,7 +108,7 @@ class HeraldingStation:
                                  f"{self._nodes[0].name} and {self._nodes[1].name}")
         self._nodes.append(node)
         self._next[node.name] = 0
-        node.station = self
+        node.add_link(self)
 
     @property
     def node_names(self) -> tuple[str, ...]:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 _MAX_CACHE: Final = 4096
 #: a carbon whose action under a train exceeds this takes part in the train's unitary
 _TRAIN_ACTION_MIN: Final = 0.002
+_TRAIN_MAX_CARBONS: Final = 2
 
 
 class NVNode(NodeBase):
@@ -64,8 +65,19 @@ class NVNode(NodeBase):
         self._cache: dict[Hashable, tuple] = {}
         self.cache_misses = 0
         self.station = station
+        #: heralding stations in link order (link k = the k-th attached); ENT instructions
+        #: name the link
+        self.links: list = []
         if station is not None:
             station.attach(self)
+
+    def add_link(self, station: "HeraldingStation") -> None:
+        """A heralding station this node's electron is optically linked to (the next link
+        index); the first is also ``station``."""
+        if self.station is None:
+            self.station = station
+        if all(s is not station for s in self.links):
+            self.links.append(station)
 
     # ------------------------------------------------------------------ decay
     def _decay_params(self, qubit: int, dt_s: float, age_s: float
@@ -171,7 +183,11 @@ class NVNode(NodeBase):
         params = [(m.carbon_larmor_hz, cm.a_par_hz, cm.a_perp_hz) for cm in self._carbons]
         acts = [action(train_unitary([p], offsets, waves_i, waves_q, n_samples, rate, rabi, det))
                 for p in params]
-        involved = [c for c, a in enumerate(acts, start=1) if a > _TRAIN_ACTION_MIN]
+        # the carbons the train acts on most (at most _TRAIN_MAX_CARBONS: a joint unitary
+        # of 2^(1+k) dimensions per sample), in address order
+        ranked = sorted((c for c, a in enumerate(acts, start=1) if a > _TRAIN_ACTION_MIN),
+                        key=lambda c: -acts[c - 1])
+        involved = sorted(ranked[:_TRAIN_MAX_CARBONS])
         u = train_unitary([params[c - 1] for c in involved], offsets, waves_i, waves_q,
                           n_samples, rate, rabi, det)
         hit: tuple = (tuple(involved), u)
@@ -266,17 +282,25 @@ class NVNode(NodeBase):
             raise HeraldingError(f"node '{self.name}' has no heralding station attached")
         return self.entangle_window(qubit, t_ns, measure, 1)[:3]
 
-    def entangle_window(self, qubit: int, t_ns: int, measure: bool, max_attempts: int
-                        ) -> tuple[bool, int, int | None, int]:
-        """Up to ``max_attempts`` attempts back to back with the partner (one random draw
-        for the whole window); the qubit is ready ``used * attempt_duration_ns`` later.
-        Returns (heralded, bell_index, outcome or None, attempts used)."""
-        if self.station is None:
+    def entangle_window(self, qubit: int, t_ns: int, measure: bool, max_attempts: int,
+                        link: int = 0) -> tuple[bool, int, int | None, int]:
+        """Up to ``max_attempts`` attempts back to back with the partner on optical
+        ``link`` (one random draw for the whole window); the qubit is ready
+        ``used * attempt_duration_ns`` later. Returns (heralded, bell_index, outcome or
+        None, attempts used)."""
+        station = self.station
+        if link or len(self.links) > 1:
+            if not 0 <= link < len(self.links):
+                from .errors import HeraldingError
+                raise HeraldingError(f"node '{self.name}' has {len(self.links)} optical "
+                                     f"link(s); no link {link}")
+            station = self.links[link]
+        if station is None:
             from .errors import HeraldingError
             raise HeraldingError(f"node '{self.name}' has no heralding station attached")
         self._prepare_attempt(qubit, t_ns)
-        heralded, bell, used = self.station.attempt_window(self.name, qubit, t_ns, max_attempts)
-        t_end = self._finish_attempt(qubit, t_ns, used)
+        heralded, bell, used = station.attempt_window(self.name, qubit, t_ns, max_attempts)
+        t_end = self._finish_attempt(qubit, t_ns, used, station)
         outcome = self.readout(qubit, t_end) if (measure and heralded) else None
         return heralded, bell, outcome, used
 
@@ -287,9 +311,11 @@ class NVNode(NodeBase):
             self.advance(qubit, t_ns)  # raises PhysicsTimeError
         self._dd[qubit] = False
 
-    def _finish_attempt(self, qubit: int, t_ns: int, used: int = 1) -> int:
-        assert self.station is not None  # checked by entangle_window
-        t_end = t_ns + used * self.station.model.attempt_duration_ns
+    def _finish_attempt(self, qubit: int, t_ns: int, used: int = 1,
+                        station: "HeraldingStation | None" = None) -> int:
+        st = station if station is not None else self.station
+        assert st is not None  # checked by entangle_window
+        t_end = t_ns + used * st.model.attempt_duration_ns
         # every attempt resets the electron at a random time: the carbons dephase
         for c in range(1, self.num_qubits):
             k = self.advance(c, t_ns)

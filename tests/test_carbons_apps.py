@@ -1,0 +1,40 @@
+"""netqasm's example apps on NV nodes with carbons: chsh (with its repeater node) and
+anonymous_transmission (four nodes, one heralding station per pair) run; an app asking
+for what the controller cannot play fails at once with a named error."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import netqasm
+import pytest
+
+from qnodeos_hw.cnpu.network import NVNetworkFactory, NetworkSettings, run_app_dir
+
+APPS = os.path.join(os.path.dirname(netqasm.__file__), "examples", "apps")
+
+
+def _run(app, num_qubits, timeout_s=30):
+    t = time.perf_counter()
+    res = run_app_dir(os.path.join(APPS, app), NVNetworkFactory(seed=1, num_qubits=num_qubits),
+                      NetworkSettings(seed=1, trace_instructions=False), timeout_s=timeout_s)
+    return res, time.perf_counter() - t
+
+
+@pytest.mark.parametrize("app,num_qubits", [("chsh", 3), ("anonymous_transmission", 3)])
+def test_multi_node_apps_run_on_nv_nodes_with_carbons(app, num_qubits):
+    res, _ = _run(app, num_qubits)
+    assert res.ok, {r: o.error for r, o in res.outcomes.items() if o.error}
+    assert len(res.outcomes) >= 3
+
+
+def test_an_angle_finer_than_the_controller_fails_at_once_with_its_name():
+    """blind_rotation's server rotates a carbon by 225 pi / 2^16 (netqasm's float-angle
+    approximation): finer than the ROT_Z word, refused by name. (The client then waits
+    for the server's classical message or pair until the runtime gives up on it; ending
+    partner programs of a failed one is the runtime's business.)"""
+    res, _ = _run("blind_rotation", 6, timeout_s=5)
+    assert not res.ok
+    assert "UnsupportedNetQASMError" in res.outcomes["server"].error
+    assert "frame rotation" in res.outcomes["server"].error
