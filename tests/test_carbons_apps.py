@@ -31,10 +31,22 @@ def test_multi_node_apps_run_on_nv_nodes_with_carbons(app, num_qubits):
 
 def test_an_angle_finer_than_the_controller_fails_at_once_with_its_name():
     """blind_rotation's server rotates a carbon by 225 pi / 2^16 (netqasm's float-angle
-    approximation): finer than the ROT_Z word, refused by name. (The client then waits
-    for the server's classical message or pair until the runtime gives up on it; ending
-    partner programs of a failed one is the runtime's business.)"""
-    res, _ = _run("blind_rotation", 6, timeout_s=5)
+    approximation): finer than the ROT_Z word, refused by name; the client does not wait
+    out a timeout (its request is given up, or the runtime stops it naming the partner)."""
+    res, wall = _run("blind_rotation", 6, timeout_s=60)
     assert not res.ok
     assert "UnsupportedNetQASMError" in res.outcomes["server"].error
     assert "frame rotation" in res.outcomes["server"].error
+    client = res.outcomes["client"].error
+    assert "EntanglementAbortedError" in client or "PartnerFailedError" in client, client
+    assert wall < 20
+
+
+def test_teleport_on_too_few_carbons_fails_fast_with_its_name():
+    """The issue's hang: teleport's sender needs three virtual qubits on NV (the SDK moves
+    the pair half out of the electron): with one carbon the allocation fails by name and
+    the receiver stops instead of waiting for corrections that never come."""
+    res, wall = _run("teleport", 2, timeout_s=60)
+    assert "QubitAllocationError" in res.outcomes["sender"].error
+    assert "PartnerFailedError" in res.outcomes["receiver"].error
+    assert wall < 20

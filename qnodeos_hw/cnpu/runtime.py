@@ -9,6 +9,7 @@ import random
 import sys
 import tempfile
 import threading
+import time
 import traceback
 import types
 from dataclasses import dataclass, field
@@ -214,6 +215,10 @@ class ProgramOutcome:
     error: str | None = None
 
 
+#: wall seconds the other programs get to end after one program failed
+PARTNER_GRACE_S = 2.0
+
+
 def run_programs(app: AppDir, inputs: dict[str, dict] | None = None,
                  timeout_s: float = 300.0, log_dir: str | None = None,
                  clocks: CNPUClocks | None = None,
@@ -247,8 +252,29 @@ def run_programs(app: AppDir, inputs: dict[str, dict] | None = None,
         t = threading.Thread(target=target, name=f"cnpu-program-{role}", daemon=True)
         threads.append((role, t))
         t.start()
+    # wait for all; once a program has failed, the others get PARTNER_GRACE_S (wall) to end
+    # by themselves (e.g. with the error the failure causes them), then they are reported
+    # as stopped by the failed partner instead of waiting out timeout_s
+    deadline = time.monotonic() + timeout_s
+    first_failure: tuple[str, float] | None = None
+    while any(t.is_alive() for _, t in threads):
+        now = time.monotonic()
+        if first_failure is None:
+            failed = [r for r, t in threads if not t.is_alive() and out[r].error]
+            if failed:
+                first_failure = (failed[0], now)
+        if now >= deadline or (first_failure and now - first_failure[1] >= PARTNER_GRACE_S):
+            break
+        for _, t in threads:
+            if t.is_alive():
+                t.join(0.05)
+                break
     for role, t in threads:
-        t.join(timeout_s)
         if t.is_alive():
-            out[role].error = f"TimeoutError: program '{role}' still running after {timeout_s} s"
+            if first_failure is not None and time.monotonic() < deadline:
+                why = out[first_failure[0]].error.splitlines()[0]
+                out[role].error = (f"PartnerFailedError: program '{role}' stopped waiting: "
+                                   f"program '{first_failure[0]}' failed ({why})")
+            else:
+                out[role].error = f"TimeoutError: program '{role}' still running after {timeout_s} s"
     return out
