@@ -5,6 +5,7 @@ networks, ``run --network`` equal to the same network built in code, the depreca
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import time
@@ -19,7 +20,7 @@ from qnodeos_hw.cnpu.network import (IdealNetworkFactory, NetworkSettings, NVNet
 from qnodeos_hw.networks import (NETWORK_DIR, NetworkConfigError, NetworkNotFoundError,
                                  UnsupportedNetworkError, load_network, network_from_dict,
                                  shipped_networks)
-from qnodeos_hw.networks.build import NetworkBindingError, plan_network
+from qnodeos_hw.networks.build import NetworkBindingError, check_supported, plan_network
 
 APPS = os.path.join(os.path.dirname(netqasm.__file__), "examples", "apps")
 
@@ -66,7 +67,8 @@ def test_shipped_networks_validate():
     assert {n.platform for n in nv2.nodes.values()} == {"nv"}
     assert nv2.schedule.attempts_per_bin is None  # auto
     assert list(nv3.nodes) == ["alice", "bob", "charlie"]
-    assert nv3.schedule.bins == (("alice-bob",), ("bob-charlie",))
+    assert nv3.schedule.bins == (("alice-bob",), ("bob-charlie",), ("alice-charlie",))
+    assert {n.qubits for n in nv3.nodes.values()} == {3}  # electron + two carbons
     assert all(n.address.loopback for c in (ideal, nv2, nv3) for n in c.nodes.values())
     # by name or by path
     assert load_network(NETWORK_DIR / "nv_3node.yaml").nodes.keys() == nv3.nodes.keys()
@@ -231,17 +233,24 @@ def test_app_nodes_bind_onto_the_network_nodes(tmp_path, capsys):
     assert list(one.config.nodes) == ["alice"]
 
 
-def test_nv_3node_fails_at_once_with_a_named_error(tmp_path, capsys):
-    app = os.path.join(APPS, "chsh")
-    t = time.perf_counter()
-    assert main(["run", app, "--network", "nv_3node", "--seed", "1"]) == 2
-    assert time.perf_counter() - t < 1.0
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("qnodeos-hw run: UnsupportedNetworkError:")
-    assert "more than two NV nodes on one heralding station are not supported yet" in err[0]
+def test_nv_3node_runs_three_node_apps(capsys):
+    """netqasm's chsh (its repeater on charlie) and our GHZ app run on three NV nodes,
+    one heralding station per pair, the links taking turns in the bins."""
+    assert main(["run", os.path.join(APPS, "chsh"), "--network", "nv_3node", "--seed", "1"]) == 0
+    out = _last_json(capsys.readouterr().out)
+    assert set(out) == {"alice", "bob", "repeater"} and out["repeater"]["m1"] in (0, 1)
+    ghz = os.path.join(os.path.dirname(__file__), "..", "qnodeos_hw", "experiments", "apps", "ghz")
+    assert main(["run", ghz, "--network", "nv_3node", "--seed", "1"]) == 0
+    out = _last_json(capsys.readouterr().out)
+    assert set(out) == {"alice", "bob", "charlie"} and len(out["bob"]["fusion"]) == 1
+
+
+def test_more_than_two_nv_nodes_on_station_yamls_are_refused_at_once(tmp_path):
+    doc = load_network("nv_3node")
     with pytest.raises(UnsupportedNetworkError) as ei:
-        plan_network(load_network("nv_3node"), ["alice", "bob", "charlie"])
-    assert ei.value.key == "nodes"
+        check_supported(dataclasses.replace(doc, nodes={
+            k: dataclasses.replace(n, station=tmp_path / "lab.yaml") for k, n in doc.nodes.items()}))
+    assert ei.value.key == "nodes" and "lab stations" in str(ei.value)
 
 
 def test_what_the_single_process_network_cannot_build_is_named(tmp_path):

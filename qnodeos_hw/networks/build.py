@@ -44,8 +44,8 @@ log = logging.getLogger(__name__)
 
 
 #: NV nodes today's single-process network builds: one heralding station joins two nodes.
-#: Raise it when ``qnodeos_hw.nodes.simulated_nv_network`` (NVNetworkFactory) and
-#: :class:`StationNVNetworkFactory` give each pair of nodes its own station.
+#: NV nodes over station YAMLs (:class:`StationNVNetworkFactory`, one heralding station);
+#: the built-in simulated NV nodes (NVNetworkFactory) have a station per pair, any number
 MAX_NV_NODES = 2
 
 
@@ -281,11 +281,11 @@ def check_supported(config: NetworkConfig) -> None:
     """What today's single-process network cannot build (UnsupportedNetworkError)."""
     nodes = list(config.nodes.values())
     nv = [n.name for n in nodes if n.platform == "nv"]
-    if len(nv) > MAX_NV_NODES:
+    if len(nv) > MAX_NV_NODES and any(n.station is not None for n in nodes):
         raise config.unsupported(
-            "nodes", f"{len(nv)} NV nodes ({', '.join(nv)}): more than two NV nodes on one "
-            "heralding station are not supported yet (today's simulated NV network puts every "
-            "NV node on one heralding station, which joins two nodes; issue 14, point 4)")
+            "nodes", f"{len(nv)} NV nodes ({', '.join(nv)}) on station YAMLs: more than two "
+            "NV nodes on lab stations are not supported yet (the station factory wires one "
+            "heralding station; the built-in simulated NV nodes have one per pair)")
     platforms = sorted({n.platform for n in nodes})
     if len(platforms) > 1:
         raise config.unsupported("nodes", f"nodes of different platforms ({', '.join(platforms)}) "
