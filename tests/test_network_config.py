@@ -132,7 +132,8 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize("doc, key, value, named", BAD, ids=[f"{b[1]}={b[2]!r}"[:60] for b in BAD])
+@pytest.mark.parametrize("doc, key, value, named", BAD, ids=[(b[1] + "=" + ("<deleted>" if b[2] is _DEL else repr(b[2])))[:60]
+                                                   for b in BAD])
 def test_invalid_network_names_file_and_key(tmp_path, doc, key, value, named):
     doc = copy.deepcopy(doc)
     _set(doc, key, value)
