@@ -7,6 +7,7 @@ simulated network, and on the real-time clock in host mode."""
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
@@ -178,6 +179,10 @@ def test_station_factory_over_simlab_backends_equals_the_simulated_network(tmp_p
     assert _events(trace) == _events(tmp_path / "builtin.jsonl")
 
 
+@pytest.mark.skipif(os.environ.get("QNODEOS_HW_REALTIME_TESTS") != "1",
+                    reason="paced real time: whether both ends meet in one bin depends on the "
+                           "host's load (it hung once beside another test worker); run with "
+                           "QNODEOS_HW_REALTIME_TESTS=1")
 def test_station_factory_on_the_real_time_clock(tmp_path, capsys):
     """clock: paced over simulated backends: the QNPU's bin wait sleeps in real time."""
     app = _app(tmp_path, pairs=1)
