@@ -4,7 +4,6 @@ and oversized frames while it keeps serving the nodes of its network."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import socket
 import struct
@@ -17,20 +16,8 @@ from qnodeos_hw.cnpu.network import IdealNetworkFactory, NetworkSettings, run_ma
 from qnodeos_hw.qnpu.framing import recv_frame, send_frame
 from qnodeos_hw.qnpu.peer_tcp import MAX_PEER_FRAME, TcpPeerBus, peer_mac
 from qnodeos_hw.qnpu.peers import PeerUnreachableError
+from qnodeos_hw.qnpu.trace import modelled_bytes, without_wall
 
-
-
-def strip_wall(o):
-    if isinstance(o, dict):
-        return {k: strip_wall(v) for k, v in o.items() if not k.startswith("wall")}
-    if isinstance(o, list):
-        return [strip_wall(v) for v in o]
-    return o
-
-
-def trace_bytes(events) -> bytes:
-    return "\n".join(json.dumps(strip_wall(dataclasses.asdict(e)), default=str)
-                     for e in events).encode()
 
 APPS = "qnodeos_hw.experiments.apps"
 KEYS = {"a|b": b"k-ab", "a|c": b"k-ac", "b|c": b"k-bc"}
@@ -48,8 +35,8 @@ def _dqc(transport: str):
                     inputs={"client": {"alpha": 2, "theta": 1, "reps": k},
                             "server": {"bases": ["X", "Z"] * (k // 2)}})
     assert res.ok, {r: o.error for r, o in res.outcomes.items()}
-    return (json.dumps(strip_wall(res.results), sort_keys=True, default=str),
-            trace_bytes(res.trace.events), res.network.peers)
+    return (json.dumps(without_wall(res.results), sort_keys=True, default=str),
+            modelled_bytes(res.trace.events), res.network.peers)
 
 
 def test_dqc_over_tcp_peers_is_byte_identical_to_the_local_bus():

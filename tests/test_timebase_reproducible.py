@@ -6,7 +6,6 @@ herald at the same virtual time with the same pair id."""
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import subprocess
@@ -16,19 +15,7 @@ import pytest
 
 from qnodeos_hw.cnpu.network import NVNetworkFactory, NetworkSettings, SimulatedNetwork, run_app_dir
 from qnodeos_hw.experiments import dqc, lgt, multitask
-
-
-def strip_wall(o):
-    if isinstance(o, dict):
-        return {k: strip_wall(v) for k, v in o.items() if not k.startswith("wall")}
-    if isinstance(o, list):
-        return [strip_wall(v) for v in o]
-    return o
-
-
-def trace_bytes(events) -> bytes:
-    return "\n".join(json.dumps(strip_wall(dataclasses.asdict(e)), default=str)
-                     for e in events).encode()
+from qnodeos_hw.qnpu.trace import modelled_bytes, without_wall
 
 
 @pytest.fixture
@@ -61,8 +48,8 @@ def _dqc_once(networks):
     rec = dqc.run_setting(6, 3, cfg, seed=4)
     summ = dqc.summary(cfg, [dqc.analyse_setting(rec, dqc.readout_fidelity(), cfg.max_wait_ms)],
                        rec["wall_s"])
-    return (json.dumps(strip_wall({"rec": rec, "summary": summ}), sort_keys=True).encode(),
-            trace_bytes(networks[-1].trace.events), networks[-1].trace.events)
+    return (json.dumps(without_wall({"rec": rec, "summary": summ}), sort_keys=True).encode(),
+            modelled_bytes(networks[-1].trace.events), networks[-1].trace.events)
 
 
 def test_dqc_is_byte_identical_on_repeated_and_loaded_runs(networks):
@@ -89,7 +76,7 @@ def test_lgt_is_byte_identical(networks):
     out = []
     for _ in range(2):
         res = lgt.run_lgt(lgt.LGTConfig(k=4, seed=3), progress=False)
-        out.append((json.dumps(strip_wall(res), sort_keys=True), trace_bytes(networks[-1].trace.events)))
+        out.append((json.dumps(without_wall(res), sort_keys=True), modelled_bytes(networks[-1].trace.events)))
     assert out[0] == out[1]
 
 
@@ -98,7 +85,7 @@ def test_multitask_n2_is_byte_identical(networks):
     out = []
     for _ in range(2):
         r = multitask.run_n(2, cfg, True, 7)
-        out.append((json.dumps(strip_wall(r), sort_keys=True), trace_bytes(networks[-1].trace.events)))
+        out.append((json.dumps(without_wall(r), sort_keys=True), modelled_bytes(networks[-1].trace.events)))
     assert out[0] == out[1]
     assert json.loads(out[0][0])["lgt_blocks_between_dqc"]["max"] >= 1  # multitasking happened
 
@@ -109,8 +96,8 @@ def _bb84_once(networks):
     res = run_app_dir(app, NVNetworkFactory(seed=5, num_qubits=1), NetworkSettings(seed=5))
     assert all(o.error is None for o in res.outcomes.values()), res.outcomes
     net = networks[-1]
-    return (json.dumps(strip_wall(res.results), sort_keys=True, default=str).encode(),
-            trace_bytes(net.trace.events), net.coordinator.passes)
+    return (json.dumps(without_wall(res.results), sort_keys=True, default=str).encode(),
+            modelled_bytes(net.trace.events), net.coordinator.passes)
 
 
 def test_netqasm_bb84_on_nv_nodes_is_byte_identical(networks):
@@ -141,7 +128,7 @@ def test_measure_directly_pairs_are_measured_by_turns(networks):
             res = run_app_dir(app, NVNetworkFactory(seed=8, num_qubits=1), NetworkSettings(seed=8))
         assert all(o.error is None for o in res.outcomes.values()), res.outcomes
         net = networks[-1]
-        out.append((trace_bytes(net.trace.events), net.coordinator.passes,
+        out.append((modelled_bytes(net.trace.events), net.coordinator.passes,
                     sum(n.qnpu.ordered_runs for n in net.nodes.values())))
     assert out[0][0] == out[1][0]
     assert out[0][2] >= 2 * 10  # each end measured its 10 halves in a turn of its own

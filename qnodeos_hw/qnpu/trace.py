@@ -100,3 +100,18 @@ def load_jsonl(path: str) -> list[TraceEvent]:
                                       d.get("data") or {}, d.get("wall_ns", 0),
                                       d.get("source", ""), d.get("seq", 0)))
     return out
+
+
+def without_wall(obj: Any) -> Any:
+    """``obj`` (JSON-like) without the fields whose names start with ``wall``: what modelled
+    time promises to repeat byte for byte."""
+    if isinstance(obj, dict):
+        return {k: without_wall(v) for k, v in obj.items() if not k.startswith("wall")}
+    if isinstance(obj, list):
+        return [without_wall(v) for v in obj]
+    return obj
+
+
+def modelled_bytes(events: Iterable[TraceEvent]) -> bytes:
+    """A trace as JSON lines without its ``wall*`` fields (equal for equal modelled runs)."""
+    return "\n".join(json.dumps(without_wall(asdict(e)), default=str) for e in events).encode()
