@@ -384,6 +384,16 @@ class QNPU:
         except QNPUError:
             return False  # it will fail without touching a qubit
 
+    def _take_turn(self, now: int) -> bool:
+        """Whether the shared clock gave this QNPU the turn for an ordered run at ``now``
+        (it is used up); else the run is held back and reported (``ordered_ns``)."""
+        if not self._turn:
+            self._ordered_ns = now
+            return False
+        self._turn = False
+        self.ordered_runs += 1
+        return True
+
     def _step(self) -> bool:
         """Process the next event if the shared clock allows it (time below the grant)."""
         self._ordered_ns = None
@@ -406,11 +416,8 @@ class QNPU:
                 self.scheduler.make_ready(self.netproc)
         if self.net.has_deferred() and now < until:
             # measure-directly pairs heralded: their measurements go by turns
-            if not self._turn:
-                self._ordered_ns = now
+            if not self._take_turn(now):
                 return False
-            self._turn = False
-            self.ordered_runs += 1
             self._wake(self.net.run_deferred())
             self._wake_qubit_waiters()
             return True
@@ -419,11 +426,8 @@ class QNPU:
         proc = self.scheduler.peek()
         if (proc is not None and proc is not self.netproc and self._must_order()
                 and self._may_measure(proc)):
-            if not self._turn:
-                self._ordered_ns = now  # held back until the shared clock gives the turn
+            if not self._take_turn(now):
                 return False
-            self._turn = False
-            self.ordered_runs += 1
         proc = self.scheduler.pop()
         if proc is self.netproc:
             # its window may wait for the peer, which may be holding a run for its turn
