@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from qnodeos_hw.cli import main as cli_main
-from qnodeos_hw.cnpu.network import IdealNetworkFactory, NetworkSettings, run_app_dir
+from qnodeos_hw.runner.network import IdealNetworkFactory, NetworkSettings, run_app_dir
 
 APPS = os.path.join(os.path.dirname(netqasm.__file__), "examples", "apps")
 ALL = sorted(d for d in os.listdir(APPS) if os.path.isfile(os.path.join(APPS, d, "__init__.py"))
@@ -87,7 +87,7 @@ def test_cli_rejects_unknown_station_keys(tmp_path, capsys):
 
 def test_nv_stack_plugs_in_through_the_node_factory(tmp_path):
     """The simulated NV station (physics -> instruments -> NVQDriver) under the QNPUs."""
-    from qnodeos_hw.cnpu.network import NVNetworkFactory
+    from qnodeos_hw.runner.network import NVNetworkFactory
     app = tmp_path
     (app / "app_alice.py").write_text(
         "from netqasm.sdk import EPRSocket\n"

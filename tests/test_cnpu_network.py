@@ -11,7 +11,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from qnodeos_hw.cnpu.network import IdealNetworkFactory, NetworkSettings, run_app_dir
+from qnodeos_hw.runner.network import IdealNetworkFactory, NetworkSettings, run_app_dir
 from qnodeos_hw.qdrivers.base import NotSimulatedError
 from qnodeos_hw.qdrivers.ideal import IdealDurations, IdealQDriver
 
@@ -326,7 +326,7 @@ def test_disconnect_mid_entanglement_frees_qubits_sockets_and_requests():
     from netqasm.sdk import EPRSocket
 
     from qnodeos_hw.cnpu.connection import QNPUConnection
-    from qnodeos_hw.cnpu.network import SimulatedNetwork
+    from qnodeos_hw.runner.network import SimulatedNetwork
 
     def settle(pred):
         deadline = time.monotonic() + 5
@@ -366,7 +366,7 @@ def test_cnpu_in_its_own_os_process(tmp_path):
     import subprocess
     import sys
 
-    from qnodeos_hw.cnpu.network import SimulatedNetwork
+    from qnodeos_hw.runner.network import SimulatedNetwork
     from qnodeos_hw.cnpu.runtime import external_names, load_app_dir, run_programs
 
     app = write_app(tmp_path / "app" if (tmp_path / "app").mkdir() is None else tmp_path, TELEPORT)
@@ -498,7 +498,7 @@ def _local_x_program(app_config=None, k=3):
 
 
 def test_run_mains_runs_python_functions_on_chosen_nodes():
-    from qnodeos_hw.cnpu.network import run_mains
+    from qnodeos_hw.runner.network import run_mains
     res = run_mains({"p1": _local_x_program, "p2": f"{__name__}:_local_x_program"},
                     IdealNetworkFactory(seed=1), NetworkSettings(**FAST),
                     roles={"p1": "n", "p2": "n"}, inputs={"p2": {"k": 2}})
@@ -512,7 +512,7 @@ def test_every_cnpu_in_its_own_process_runs_the_dqc_programs_and_merges_their_tr
     """run_mains_in_processes: client and server CNPUs are OS processes; results come back,
     the DQC outcomes are those of |psi> (ideal nodes: deterministic in the Z basis), and
     the CNPU events of both processes are merged into the network trace in wall order."""
-    from qnodeos_hw.cnpu.network import run_mains_in_processes
+    from qnodeos_hw.runner.network import run_mains_in_processes
     from qnodeos_hw.experiments.latency import dqc_iterations, dqc_iterations_modelled
 
     apps = "qnodeos_hw.experiments.apps"
@@ -540,7 +540,7 @@ def test_every_cnpu_in_its_own_process_runs_the_dqc_programs_and_merges_their_tr
 
 
 def test_a_failing_program_in_a_cnpu_process_is_reported_by_role():
-    from qnodeos_hw.cnpu.network import run_mains_in_processes
+    from qnodeos_hw.runner.network import run_mains_in_processes
 
     res = run_mains_in_processes({"a": "qnodeos_hw.experiments.apps.dqc_client:no_such_main"},
                                  IdealNetworkFactory(num_qubits=1, seed=1),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from qnodeos_hw.cnpu import sdk_cache
-from qnodeos_hw.cnpu.network import IdealNetworkFactory, NetworkSettings, run_mains
+from qnodeos_hw.runner.network import IdealNetworkFactory, NetworkSettings, run_mains
 
 APPS = "qnodeos_hw.experiments.apps"
 

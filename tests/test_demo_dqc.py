@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from qnodeos_hw.cnpu.network import IdealNetworkFactory
+from qnodeos_hw.runner.network import IdealNetworkFactory
 from qnodeos_hw.experiments import dqc
 from qnodeos_hw.experiments.apps.dqc_math import delta_of
 from qnodeos_hw.experiments.datasets import load_columns

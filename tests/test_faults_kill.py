@@ -148,7 +148,7 @@ def _leftovers(q) -> dict:
 
 @pytest.mark.parametrize("time_mode", ["modelled", "host"])
 def test_cnpu_killed_at_every_point_frees_both_nodes_100_cycles(tmp_path, time_mode):
-    from qnodeos_hw.cnpu.network import IdealNetworkFactory, NetworkSettings, SimulatedNetwork
+    from qnodeos_hw.runner.network import IdealNetworkFactory, NetworkSettings, SimulatedNetwork
     from qnodeos_hw.cnpu.runtime import AppDir, external_names, run_programs
 
     cycles = 100

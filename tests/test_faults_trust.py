@@ -203,7 +203,7 @@ APP = {
 
 @pytest.mark.parametrize("time_mode", ["modelled", "host"])
 def test_unpaired_requests_end_with_a_named_timeout(tmp_path, time_mode):
-    from qnodeos_hw.cnpu.network import IdealNetworkFactory, NetworkSettings, run_app_dir
+    from qnodeos_hw.runner.network import IdealNetworkFactory, NetworkSettings, run_app_dir
     for name, text in APP.items():
         (tmp_path / name).write_text(textwrap.dedent(text))
     timeout_ns = 50_000_000 if time_mode == "modelled" else 500_000_000

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from qnodeos_hw.cnpu.network import IdealNetworkFactory, NetworkSettings, run_app_dir
+from qnodeos_hw.runner.network import IdealNetworkFactory, NetworkSettings, run_app_dir
 
 GHZ = os.path.join(os.path.dirname(__file__), "..", "qnodeos_hw", "experiments", "apps", "ghz")
 NODES = ("alice", "bob", "charlie")

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from qnodeos_hw.cli import main
-from qnodeos_hw.cnpu.network import NetworkSettings, NVNetworkFactory, run_app_dir
+from qnodeos_hw.runner.network import NetworkSettings, NVNetworkFactory, run_app_dir
 from qnodeos_hw.instruments.station_check import StationInstrumentError
 from qnodeos_hw.instruments.stations import station_file
 from qnodeos_hw.networks import NetworkConfigError, load_network

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from qnodeos_hw.cli import main
-from qnodeos_hw.cnpu.network import (IdealNetworkFactory, NetworkSettings, NVNetworkFactory,
+from qnodeos_hw.runner.network import (IdealNetworkFactory, NetworkSettings, NVNetworkFactory,
                                      run_app_dir)
 from qnodeos_hw.networks import (NETWORK_DIR, NetworkConfigError, NetworkNotFoundError,
                                  UnsupportedNetworkError, load_network, network_from_dict,
@@ -289,7 +289,7 @@ def test_a_qcodes_station_on_run_station_points_to_the_network_file(tmp_path, ca
 
 
 def test_custom_factory_and_the_old_keys_in_their_new_places(tmp_path):
-    doc = {"network": 1, "qdriver_factory": "qnodeos_hw.cnpu.network:IdealNetworkFactory",
+    doc = {"network": 1, "qdriver_factory": "qnodeos_hw.runner.network:IdealNetworkFactory",
            "factory_args": {"num_qubits": 3, "fidelity": 0.8},
            "nodes": {"a": {"platform": "custom"}, "b": {"platform": "custom"}}}
     plan = plan_network(network_from_dict(doc), ["a", "b"], seed=2)

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from qnodeos_hw.cnpu.network import IdealNetworkFactory, NetworkSettings, run_mains
+from qnodeos_hw.runner.network import IdealNetworkFactory, NetworkSettings, run_mains
 from qnodeos_hw.qnpu.framing import recv_frame, send_frame
 from qnodeos_hw.qnpu.peer_tcp import MAX_PEER_FRAME, TcpPeerBus, peer_mac
 from qnodeos_hw.qnpu.peers import PeerUnreachableError

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from qnodeos_hw.cnpu.network import NVNetworkFactory, NetworkSettings, SimulatedNetwork, run_app_dir
+from qnodeos_hw.runner.network import NVNetworkFactory, NetworkSettings, SimulatedNetwork, run_app_dir
 from qnodeos_hw.experiments import dqc, lgt, multitask
 from qnodeos_hw.qnpu.trace import modelled_bytes, without_wall
 

@@ -67,7 +67,7 @@ def test_tracks_per_node_component_and_program():
 
 
 def test_cli_exports_a_real_run(tmp_path, capsys):
-    from qnodeos_hw.cnpu.network import IdealNetworkFactory, NetworkSettings, run_app_dir
+    from qnodeos_hw.runner.network import IdealNetworkFactory, NetworkSettings, run_app_dir
     app = os.path.join(os.path.dirname(netqasm.__file__), "examples", "apps", "teleport")
     res = run_app_dir(app, IdealNetworkFactory(seed=1),
                       NetworkSettings(bin_ns=100_000, seed=1), timeout_s=60)

@@ -165,7 +165,7 @@ def nv_network_settings(cfg_bin_ns: int, seed: int, idle_wall_scale: float, trac
                         time_mode: str = "modelled"):
     """NetworkSettings for the NV network: one attempt window per bin, as many attempts as
     fit in the bin (bin / attempt duration of the heralding model)."""
-    from ..cnpu.network import NetworkSettings
+    from ..runner.network import NetworkSettings
     attempt_ns = heralding_model().heralding.attempt_duration_ns
     return NetworkSettings(bin_ns=cfg_bin_ns, seed=seed, idle_wall_scale=idle_wall_scale,
                            attempts_per_bin=min(0xFFFF, max(1, cfg_bin_ns // attempt_ns)),
@@ -184,9 +184,9 @@ def bases_for(k: int) -> list[str]:
 
 def run_setting(alpha: int, theta: int, cfg: DQCConfig, seed: int, factory: Any = None) -> dict[str, Any]:
     """Run one setting's k circuits on a fresh two-node network (default: the simulated NV
-    stations; ``factory``: any QDriver factory of :mod:`qnodeos_hw.cnpu.network`); returns
+    stations; ``factory``: any QDriver factory of :mod:`qnodeos_hw.runner.network`); returns
     outcomes, bases, per-iteration latencies, wall and simulated time."""
-    from ..cnpu.network import NVNetworkFactory, run_mains, run_mains_in_processes
+    from ..runner.network import NVNetworkFactory, run_mains, run_mains_in_processes
     from .latency import dqc_iterations, dqc_iterations_modelled, model_segment_means_ms
 
     bases = bases_for(cfg.k)

@@ -116,7 +116,7 @@ def analyse_lgt(blocks: list, outcomes: list[list[int]], readout: ReadoutFidelit
 def run_lgt(cfg: LGTConfig = LGTConfig(), progress: bool = True) -> dict[str, Any]:
     from tqdm import tqdm
 
-    from ..cnpu.network import NVNetworkFactory, run_mains
+    from ..runner.network import NVNetworkFactory, run_mains
     from ..logs import progress_enabled
     from .dqc import nv_network_settings, readout_fidelity
 

@@ -86,7 +86,7 @@ def programs(n: int, cfg: MultitaskConfig, seed: int) -> tuple[dict, dict, dict]
 
 
 def _run(mains: dict, roles: dict, inputs: dict, cfg: MultitaskConfig, seed: int):
-    from ..cnpu.network import NVNetworkFactory, run_mains, run_mains_in_processes
+    from ..runner.network import NVNetworkFactory, run_mains, run_mains_in_processes
     run = run_mains_in_processes if cfg.cnpu_processes else run_mains
     with host_tuning(cfg.time_mode):
         res = run(mains, NVNetworkFactory(seed=seed, num_qubits=1),

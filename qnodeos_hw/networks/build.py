@@ -1,11 +1,11 @@
-"""Today's single-process :class:`~qnodeos_hw.cnpu.network.SimulatedNetwork` from a
+"""Today's single-process :class:`~qnodeos_hw.runner.network.SimulatedNetwork` from a
 network file, and ``qnodeos-hw run APP_DIR --network NAME_OR_FILE``.
 
 :func:`plan_network` turns a :class:`~qnodeos_hw.networks.NetworkConfig` and the app's
-node names into a QDriver factory and :class:`~qnodeos_hw.cnpu.network.NetworkSettings`:
+node names into a QDriver factory and :class:`~qnodeos_hw.runner.network.NetworkSettings`:
 
-* ideal nodes: :class:`~qnodeos_hw.cnpu.network.IdealNetworkFactory`;
-* NV nodes without a station: :class:`~qnodeos_hw.cnpu.network.NVNetworkFactory` (the
+* ideal nodes: :class:`~qnodeos_hw.runner.network.IdealNetworkFactory`;
+* NV nodes without a station: :class:`~qnodeos_hw.runner.network.NVNetworkFactory` (the
   built-in simulated stations);
 * NV nodes on a QCoDeS station YAML: :class:`StationNVNetworkFactory` -- the NV QDriver
   over the drivers loaded from that station, real instruments (the lab path: a
@@ -237,7 +237,7 @@ class NodeInstrumentError(StationInstrumentError):
 # ------------------------------------------------------------------------------ planning
 @dataclass
 class NetworkPlan:
-    """What :func:`qnodeos_hw.cnpu.network.run_app_dir` needs, from a network file."""
+    """What :func:`qnodeos_hw.runner.network.run_app_dir` needs, from a network file."""
 
     config: NetworkConfig
     factory: Any
@@ -331,7 +331,7 @@ def check_supported(config: NetworkConfig) -> None:
 def plan_network(config: NetworkConfig, app_nodes: list[str], seed: int | None = None,
                  time_mode: str | None = None, trace_instructions: bool = True) -> NetworkPlan:
     """Factory and settings of the single-process network for an app (see module doc)."""
-    from ..cnpu.network import IdealNetworkFactory, NetworkSettings, NVNetworkFactory
+    from ..runner.network import IdealNetworkFactory, NetworkSettings, NVNetworkFactory
     from ..timebase import load_latency_model
 
     check_supported(config)
@@ -513,7 +513,7 @@ def config_for_run(network: str | None, station: str | None, app_nodes: list[str
 def run_cli(args: Any) -> int:
     """``qnodeos-hw run APP_DIR [--network NAME_OR_FILE] [--seed N] [--time MODE]
     [--trace FILE]``."""
-    from ..cnpu.network import _jsonable, run_app_dir
+    from ..runner.network import _jsonable, run_app_dir
 
     nodes = app_node_names(args.app_dir)
     if not nodes:

@@ -5,7 +5,8 @@ messages are plain JSON-able data, so they cross process and host boundaries unc
 """
 
 from .latency import LatencyModel, LatencyModelError, Segment, load_latency_model
-from .sync import (ClockClient, ClockServer, ProgramClock, TimeCoordinator, TimeSyncError)
+from .sync import (ClockClient, ClockServer, ProgramClock, RemoteCoordinator, TimeCoordinator,
+                   TimeSyncError)
 
 __all__ = ["LatencyModel", "LatencyModelError", "Segment", "load_latency_model",
-           "ClockClient", "ClockServer", "ProgramClock", "TimeCoordinator", "TimeSyncError"]
+           "ClockClient", "ClockServer", "ProgramClock", "RemoteCoordinator", "TimeCoordinator", "TimeSyncError"]

@@ -358,24 +358,45 @@ class ClockServer:
             threading.Thread(target=self._serve, args=(c,), daemon=True, name="clock-conn").start()
 
     def _serve(self, c: socket.socket) -> None:
+        attached: set[str] = set()
+        finished: set[str] = set()
         try:
             hello = _recv(c)
             if hello is None or not hmac.compare_digest(str(hello.get("token", "")), self.token):
                 self.rejected += 1
                 return
+            lock = threading.Lock()
             while True:
                 msg = _recv(c)
                 if msg is None:
                     return
-                if msg.get("type") == "report":
+                kind = msg.get("type")
+                if kind == "report":
+                    if msg.get("done") and str(msg.get("lp")) in attached:
+                        finished.add(str(msg["lp"]))
                     self.coordinator.report(msg)
-                elif msg.get("type") == "gone":
+                elif kind == "gone":
                     self.coordinator.gone(str(msg["lp"]))
+                elif kind == "attach":  # a QNPU in another process: grants go back here
+                    lp = str(msg["lp"])
+                    if not lp.startswith("qnpu:"):
+                        raise TimeSyncError(f"only QNPUs attach to the clock, not '{lp}'")
+                    attached.add(lp)
+
+                    def on_grant(r: int, until: int, turn: str | None = None) -> None:
+                        try:
+                            _send(c, {"type": "grant", "round": r, "until_ns": until,
+                                      "pass_lp": turn}, lock)
+                        except OSError:
+                            pass  # the QNPU's process went away: noticed by the reader
+                    self.coordinator.attach(lp, on_grant)
         except (OSError, ValueError, KeyError, TimeSyncError):
             return
         finally:
             self._clients.discard(c)
             c.close()
+            for lp in attached - finished:  # a QNPU's process died: it counts no more
+                self.coordinator.gone(lp)
 
     def close(self) -> None:
         for fn in (lambda: self._sock.shutdown(socket.SHUT_RDWR), self._sock.close):
@@ -391,7 +412,8 @@ class ClockServer:
 
 
 class ClockClient:
-    """A CNPU process' connection to the shared clock (``send(report)``)."""
+    """A CNPU process' connection to the shared clock (``send(report)``); a QNPU in its
+    own process uses :class:`RemoteCoordinator` on top of it."""
 
     def __init__(self, address: tuple[str, int], token: str, timeout_s: float = 30.0) -> None:
         self._sock = socket.create_connection(tuple(address), timeout=timeout_s)
@@ -407,7 +429,57 @@ class ClockClient:
             raise TimeSyncError(f"the shared clock is unreachable: {exc}") from exc
 
     def close(self) -> None:
+        for fn in (lambda: self._sock.shutdown(socket.SHUT_RDWR), self._sock.close):
+            try:  # shutdown first: a reader thread blocked in recv() wakes up
+                fn()
+            except OSError:
+                pass
+
+
+class RemoteCoordinator:
+    """The shared clock as a QNPU in another process sees it: the interface of
+    :class:`TimeCoordinator` the QNPU uses (``attach``, ``report``, ``gone``,
+    ``until_ns``), over one authenticated connection to the :class:`ClockServer`.
+    Grants arrive on a reader thread, in the order the clock sent them."""
+
+    def __init__(self, address: tuple[str, int], token: str, timeout_s: float = 30.0) -> None:
+        self._client = ClockClient(address, token, timeout_s)
+        self._cbs: dict[str, Callable[[int, int, str | None], None]] = {}
+        self.until_ns = 0
+        self.round = -1
+        #: set when the connection to the clock is lost (the QNPU then stops getting time)
+        self.lost: str | None = None
+        self._reader = threading.Thread(target=self._read, daemon=True, name="clock-grants")
+        self._reader.start()
+
+    def _read(self) -> None:
+        sock = self._client._sock
         try:
-            self._sock.close()
-        except OSError:
-            pass
+            while True:
+                msg = _recv(sock)
+                if msg is None:
+                    self.lost = "the shared clock closed the connection"
+                    return
+                if msg.get("type") != "grant":
+                    continue
+                r, until = int(msg["round"]), int(msg["until_ns"])
+                turn = msg.get("pass_lp")
+                self.round = r
+                self.until_ns = max(self.until_ns, until)
+                for cb in list(self._cbs.values()):
+                    cb(r, until, None if turn is None else str(turn))
+        except (OSError, ValueError, KeyError, TimeSyncError) as exc:
+            self.lost = f"the shared clock is unreachable: {exc}"
+
+    def attach(self, qnpu_lp: str, on_grant: Callable[[int, int, str | None], None]) -> None:
+        self._cbs[qnpu_lp] = on_grant
+        self._client.send({"type": "attach", "lp": qnpu_lp})
+
+    def report(self, msg: dict[str, Any]) -> None:
+        self._client.send(msg)
+
+    def gone(self, lp: str) -> None:
+        self._client.send({"type": "gone", "lp": lp})
+
+    def close(self) -> None:
+        self._client.close()

@@ -1,0 +1,69 @@
+"""``qnodeos-hw link serve --session FILE``: the simulated heralding station of one link
+as its own OS process. It pairs the two nodes' attempt windows by time bin and holds
+the joint state of a pair while both halves live (in the lab, the real heralding
+station and its DIO lines replace it).
+
+Like ``node serve`` it prints ``{"ready": {"link", "address": [host, port]}}``, serves
+until ``{"stop": true}`` or the end of its input, then prints ``{"done": {...}}``; a link
+that cannot start prints one line ``link serve: <ErrorType>: <message>`` on stderr and
+exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from .session import LinkSession, SessionError, read_session
+
+
+def start_link(session: LinkSession) -> Any:
+    """The running link server of ``session`` (``.address``, ``.stats()``, ``.close()``)."""
+    b = dict(session.build)
+    platform = b.pop("platform", None)
+    if platform != "nv":
+        raise SessionError(f"link {session.link}: no simulated heralding station for platform "
+                           f"{platform!r}")
+    from ..simulators.physics.link_service import serve_link
+    return serve_link(session.nodes, tuple(session.network_nodes), host=session.host,
+                      port=session.port, secret=session.physics_key, **b)
+
+
+def serve(session: LinkSession, stdin: Any = None, stdout: Any = None) -> int:
+    stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
+    server = start_link(session)
+    print(json.dumps({"ready": {"link": session.link, "address": list(server.address)}}),
+          file=stdout, flush=True)
+    try:
+        for line in stdin:
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(msg, dict) and msg.get("stop"):
+                break
+    finally:
+        stats = getattr(server, "stats", lambda: {})()
+        server.close()
+    print(json.dumps({"done": {"link": session.link, **stats}}), file=stdout, flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="qnodeos-hw link serve", description=__doc__.splitlines()[0])
+    ap.add_argument("--session", required=True, help="session JSON written by the runner")
+    args = ap.parse_args(argv)
+    try:
+        session = read_session(args.session)
+        if not isinstance(session, LinkSession):
+            raise SessionError(f"{args.session}: a node session; use 'qnodeos-hw node serve'")
+        return serve(session)
+    except Exception as exc:  # one line, no traceback
+        print(f"link serve: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
