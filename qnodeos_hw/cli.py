@@ -36,6 +36,8 @@ COMMANDS: dict[tuple[str, str], str] = {
     ("calibrate", "dd"): "qnodeos_hw.experiments.calibrations:run_cli",
     ("calibrate", "ssro"): "qnodeos_hw.experiments.calibrations:run_cli",
     ("trace", "export"): "qnodeos_hw.trace_export:run_cli",
+    ("node", "serve"): "qnodeos_hw.runner.node_serve:run_cli",
+    ("link", "serve"): "qnodeos_hw.runner.link_serve:run_cli",
 }
 
 
@@ -171,7 +173,21 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
     r.add_argument("--trace", default=None, help="write the event trace as JSON lines")
     _time_arg(r)
+    r.add_argument("--processes", choices=["single", "per-node"], default="single",
+                   help="single: every node in this process; per-node: every node, link and "
+                        "CNPU its own OS process (simulated NV networks; same results in "
+                        "modelled time)")
     r.set_defaults(action="")
+
+    from .runner import link_serve, node_serve
+    nd = sub.add_parser("node", help="one node as its own process")
+    nsub = nd.add_subparsers(dest="action", required=True)
+    node_serve.add_arguments(nsub.add_parser(
+        "serve", help="serve one node (QNPU, QDriver, instruments) of a network"))
+    ln = sub.add_parser("link", help="one simulated heralding station as its own process")
+    lsub = ln.add_subparsers(dest="action", required=True)
+    link_serve.add_arguments(lsub.add_parser(
+        "serve", help="serve one link's heralding station (joint states of its pairs)"))
 
     cal = sub.add_parser("calibrate", help="calibration sequences on the station")
     csub = cal.add_subparsers(dest="action", required=True)

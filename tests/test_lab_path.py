@@ -234,3 +234,36 @@ def test_the_readme_example_validates_and_is_refused_as_it_says(tmp_path):
     assert cfg.name == "my_lab" and cfg.nodes["alice"].station == tmp_path / "my_lab.yaml"
     with pytest.raises(UnsupportedNetworkError, match="lab instruments and a node on simulated"):
         plan_network(cfg, ["alice", "bob"])
+
+
+# ------------------------------------------------------------ node serve on a lab station
+def test_node_serve_on_a_lab_station_fails_within_its_timeout_in_one_line(tmp_path, unused_port):
+    """``qnodeos-hw node serve --network FILE --node alice`` as its own OS process: no lab
+    here, so the HDAWG does not answer -> one line naming node, instrument and address,
+    exit status 2, within the instrument's 2 s timeout (plus start-up)."""
+    import os
+    import subprocess
+    import sys
+
+    station = _lab_station(tmp_path, unused_port)
+    net = _network(tmp_path, str(station), "host")
+    env = dict(os.environ, QNODEOS_HW_NETWORK_KEY="k" * 32)
+    t = time.perf_counter()
+    p = subprocess.run([sys.executable, "-m", "qnodeos_hw", "node", "serve", "--network",
+                        str(net), "--node", "alice"], capture_output=True, text=True,
+                       timeout=60, env=env, stdin=subprocess.DEVNULL)
+    dt = time.perf_counter() - t
+    assert p.returncode == 2, p.stderr
+    err = p.stderr.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("qnodeos-hw node serve: NodeInstrumentError: node 'alice'")
+    assert f"instrument 'hdawg' at '127.0.0.1:{unused_port}'" in err[0]
+    assert "Traceback" not in p.stderr and p.stdout == ""
+    assert dt < 2.0 + 15.0  # the HDAWG's timeout, and the interpreter's start-up
+    # without the network's secret it says what to set, before touching any instrument
+    env.pop("QNODEOS_HW_NETWORK_KEY")
+    p = subprocess.run([sys.executable, "-m", "qnodeos_hw", "node", "serve", "--network",
+                        str(net), "--node", "alice"], capture_output=True, text=True,
+                       timeout=60, env=env, stdin=subprocess.DEVNULL)
+    assert p.returncode == 2 and "QNODEOS_HW_NETWORK_KEY" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1

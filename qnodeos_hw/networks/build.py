@@ -26,6 +26,7 @@ which belongs to a node of a network file (``nodes.<name>.station``).
 from __future__ import annotations
 
 import json
+import os
 import logging
 import sys
 import zlib
@@ -132,6 +133,15 @@ class StationNVNetworkFactory:
 
     def set_bin_ns(self, bin_ns: int) -> None:
         self.bin_ns = bin_ns
+
+    def build_spec(self) -> dict[str, Any]:
+        """This factory as data, for a node process (``node serve``)."""
+        def s(p: Any) -> Any:
+            return None if p is None else str(p)
+        return {"platform": "nv-station", "stations": {n: str(p) for n, p in self.stations.items()},
+                "seed": self.seed, "num_qubits": self.num_qubits,
+                "noise_file": s(self.noise_file), "calibration_file": s(self.calibration_file),
+                "instruments": self.instruments, "clocks": self.clocks}
 
     def is_simulated(self, node: str) -> bool:
         from ..simulators.nv_lab import SCHEME, read_instrument_config
@@ -525,7 +535,17 @@ def run_cli(args: Any) -> int:
     if renamed:
         log.info("network '%s': %s", config.name,
                  ", ".join(f"node {k} runs the app's {v}" for k, v in renamed.items()))
-    res = run_app_dir(args.app_dir, plan.factory, plan.settings)
+    if getattr(args, "processes", "single") == "per-node":
+        from netqasm.runtime import env
+
+        from ..runner.per_node import run_per_node
+        app = os.path.abspath(args.app_dir)
+        roles = sorted(env.load_app_files(app))
+        roles_cfg = env.load_roles_config(os.path.join(app, "roles.yaml")) or {}
+        res = run_per_node({r: {"app_dir": app} for r in roles}, plan.factory, plan.settings,
+                           roles=roles_cfg)
+    else:
+        res = run_app_dir(args.app_dir, plan.factory, plan.settings)
     for role, o in sorted(res.outcomes.items()):
         if o.error:
             print(f"[{role}] FAILED: {o.error}", file=sys.stderr)

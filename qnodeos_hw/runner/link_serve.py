@@ -51,15 +51,24 @@ def serve(session: LinkSession, stdin: Any = None, stdout: Any = None) -> int:
     return 0
 
 
+def run_cli(args: argparse.Namespace) -> int:
+    """``qnodeos-hw link serve --session FILE``."""
+    session = read_session(args.session)
+    if not isinstance(session, LinkSession):
+        raise SessionError(f"{args.session}: a node session; use 'qnodeos-hw node serve'")
+    return serve(session)
+
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--session", required=True, help="session JSON written by the runner")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="qnodeos-hw link serve", description=__doc__.splitlines()[0])
-    ap.add_argument("--session", required=True, help="session JSON written by the runner")
+    add_arguments(ap)
     args = ap.parse_args(argv)
     try:
-        session = read_session(args.session)
-        if not isinstance(session, LinkSession):
-            raise SessionError(f"{args.session}: a node session; use 'qnodeos-hw node serve'")
-        return serve(session)
+        return run_cli(args)
     except Exception as exc:  # one line, no traceback
         print(f"link serve: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         return 2

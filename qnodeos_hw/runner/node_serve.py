@@ -49,6 +49,12 @@ def build_qdriver(session: NodeSession) -> Any:
         return simulated_nv_node_distributed(
             session.node, tuple(session.nodes), links=links, secret=session.physics_key,
             host=session.host, **b)
+    if platform == "nv-station":  # over the drivers of the node's QCoDeS station YAML
+        from ..networks.build import StationNVNetworkFactory
+        bin_ns = b.pop("bin_ns", None)
+        factory = StationNVNetworkFactory(**b)
+        factory.set_bin_ns(bin_ns)
+        return factory.make_nodes([session.node])[session.node]
     raise NodeBuildError(f"node '{session.node}': platform {platform!r} cannot run as its own "
                          "process (the per-node layout builds simulated NV nodes; ideal nodes "
                          "share one in-process quantum state: use --processes single)")
@@ -168,15 +174,80 @@ def serve(session: NodeSession, stdin: Any = None, stdout: Any = None) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="qnodeos-hw node serve", description=__doc__.splitlines()[0])
-    ap.add_argument("--session", required=True, help="session JSON written by the runner")
-    args = ap.parse_args(argv)
-    try:
+#: the network's secret for a node started by hand (``--network``): every pair's peer
+#: secret is derived from it, so all nodes of the network must be given the same one
+KEY_ENV = "QNODEOS_HW_NETWORK_KEY"
+
+
+def session_from_network(path: str, node: str, seed: int | None = None) -> NodeSession:
+    """The session of ``node`` started by hand from a network file: its build, addresses
+    and schedule from the file, host time (the shared clock of modelled time belongs to
+    the runner: ``qnodeos-hw run --processes per-node`` starts the nodes itself), peer
+    secrets derived from ``$QNODEOS_HW_NETWORK_KEY``."""
+    import hashlib
+    import hmac
+    import os
+
+    from ..networks import load_network
+    from ..networks.build import plan_network
+
+    config = load_network(path)
+    if node not in config.nodes:
+        raise SessionError(f"{path}: no node '{node}' (nodes: {', '.join(config.nodes)})")
+    plan = plan_network(config, list(config.nodes), seed=seed)
+    st = plan.settings
+    if st.time_mode != "host":
+        raise SessionError(f"{path}: time.mode is {st.time_mode!r}; a node started by hand runs "
+                           "in host time (in modelled time 'qnodeos-hw run --processes per-node' "
+                           "starts every node under its shared clock)")
+    spec_of = getattr(plan.factory, "build_spec", None)
+    if spec_of is None:
+        raise NodeBuildError(f"{path}: node '{node}': platform {config.nodes[node].platform!r} "
+                             "cannot run as its own process")
+    master = os.environ.get(KEY_ENV)
+    if not master:
+        raise SessionError(f"set ${KEY_ENV} to the network's secret (the same on every node): "
+                           "peers are accepted only with the secret of their pair")
+    names = list(config.nodes)
+    keys = {"|".join(sorted((node, o))): hmac.new(master.encode(), "|".join(sorted((node, o)))
+                                                  .encode(), hashlib.sha256).hexdigest()
+            for o in names if o != node}
+    from .session import settings_to_dict
+    build = dict(spec_of())
+    build["bin_ns"] = st.bin_ns
+    addr = config.nodes[node].address
+    return NodeSession(node=node, nodes=tuple(names), host=addr.host, qnpu_port=addr.port,
+                       peer_port=0, clock=None, token="", peer_keys=keys,
+                       settings=settings_to_dict(st), build=build, links={},
+                       physics_key=master)
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """``qnodeos-hw node serve (--session FILE | --network FILE --node NAME)``."""
+    if args.session:
         session = read_session(args.session)
         if not isinstance(session, NodeSession):
             raise SessionError(f"{args.session}: a link session; use 'qnodeos-hw link serve'")
-        return serve(session)
+    elif args.network and args.node:
+        session = session_from_network(args.network, args.node, getattr(args, "seed", None))
+    else:
+        raise SessionError("node serve needs --session FILE, or --network FILE and --node NAME")
+    return serve(session)
+
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--session", default=None, help="session JSON written by the runner")
+    ap.add_argument("--network", default=None, help="network YAML (a node started by hand)")
+    ap.add_argument("--node", default=None, help="with --network: the node to serve")
+    ap.add_argument("--seed", type=int, default=None, help="with --network: random seed")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="qnodeos-hw node serve", description=__doc__.splitlines()[0])
+    add_arguments(ap)
+    args = ap.parse_args(argv)
+    try:
+        return run_cli(args)
     except Exception as exc:  # one line, no traceback: what failed and why
         print(f"node serve: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         return 2
