@@ -13,6 +13,9 @@ processes (default: 2 in modelled time, where results do not depend on the load 
 ``--workers 1`` gives the same bytes; 1 in host time, where settings sharing the cores
 would lengthen the server's wait),
 ``--out DIR`` also writes dqc.json/png/db there.
+``--processes single|per-node`` (issue 14): every node and link in this process' worker, or
+each its own OS process; ``--compare`` runs both, one after the other, and adds
+``per_node_over_single`` (wall-time ratio; goal <= 1.3) and ``identical_fidelities``.
 """
 
 from __future__ import annotations
@@ -33,18 +36,41 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None)
     p.add_argument("--time", choices=["modelled", "host"], default="modelled",
                    help="time base (see qnodeos_hw.experiments.dqc)")
+    p.add_argument("--processes", choices=["single", "per-node"], default="single")
+    p.add_argument("--compare", action="store_true",
+                   help="run single and per-node, report the wall-time ratio")
     a = p.parse_args(argv)
     if a.workers is None:
         a.workers = 2 if a.time == "modelled" else 1
-    cfg = dqc.DQCConfig(k=a.k, seed=a.seed, time_mode=a.time)
+    if a.compare:
+        out = {}
+        for layout in ("single", "per-node"):
+            out[layout] = _run(a, layout)
+        s, n = out["single"], out["per-node"]
+        print(json.dumps({
+            "benchmark": "dqc_full_compare", "time": a.time, "k": a.k, "workers": a.workers,
+            "single_wall_s": s["wall_s"], "per_node_wall_s": n["wall_s"],
+            "per_node_over_single": round(n["wall_s"] / s["wall_s"], 3),
+            "goal_ratio": 1.3, "goal_met": n["wall_s"] <= 1.3 * s["wall_s"],
+            "identical_fidelities": s["corrected"] == n["corrected"] and s["raw"] == n["raw"],
+            "single_corrected": s["corrected"], "per_node_corrected": n["corrected"],
+            "min_fidelity": min(s["min_fidelity"], n["min_fidelity"])}))
+        return 0
+    print(json.dumps(_run(a, a.processes)))
+    return 0
+
+
+def _run(a: argparse.Namespace, layout: str) -> dict:
+    cfg = dqc.DQCConfig(k=a.k, seed=a.seed, time_mode=a.time, processes=layout)
     t0 = time.perf_counter()
     recs, analyses = dqc.run_dqc(cfg, workers=a.workers, progress=sys.stderr.isatty())
     wall = time.perf_counter() - t0
     summ = dqc.summary(cfg, analyses, wall)
     if a.out:
         dqc.save(a.out, cfg, recs, summ)
-    print(dqc.format_table(summ))
-    print(json.dumps({
+    print(dqc.format_table(summ), file=sys.stderr if a.compare else sys.stdout)
+    return ({
+        "processes": layout,
         "benchmark": "dqc_full", "time": a.time, "wall_s": round(wall, 2),
         "sim_s": round(summ["sim_s"], 3), "simulated_s": round(summ["sim_s"], 3),
         "sim_over_wall": round(summ["sim_s"] / wall, 3),
@@ -66,8 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         "goal_wall_s": 30 if a.time == "modelled" else 120,
         "goal_met": bool(wall <= (30 if a.time == "modelled" else 120)
                          and summ["all_beat_classical_bound"]),
-    }))
-    return 0
+    })
 
 
 if __name__ == "__main__":

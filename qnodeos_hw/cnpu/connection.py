@@ -18,10 +18,10 @@ from netqasm.sdk.connection import BaseNetQASMConnection
 from netqasm.sdk.shared_memory import SharedMemory
 from netqasm.sdk.transpile import NVSubroutineTranspiler
 
-from ..qnpu.framing import recv_frame, send_frame
-from ..qnpu.qnpu import (EXT_APP_NAME, EXT_BYE, EXT_ERROR, EXT_HELLO, EXT_STATE_REP,
-                         EXT_STATE_REQ)
-from ..qnpu.trace import Trace
+from ..protocol.extensions import (EXT_APP_NAME, EXT_BYE, EXT_ERROR, EXT_HELLO, EXT_STATE_REP,
+                                   EXT_STATE_REQ, NotSimulatedError)
+from ..protocol.framing import recv_frame, send_frame
+from ..protocol.trace import Trace
 from .directory import NetworkDirectory
 from .sdk_cache import SdkShapeCache
 from .timing import CNPUClocks, program_lp, qnpu_lp
@@ -301,7 +301,6 @@ class QNPUConnection(BaseNetQASMConnection):
             raise QNPUConnectionError("no answer from the QNPU to a qubit-state query")
         if not rep["ok"]:
             if rep["error"] == "NotSimulatedError":
-                from ..qdrivers.base import NotSimulatedError
                 raise NotSimulatedError(rep["message"])
             raise SubroutineFailedError(rep["error"], rep["message"], -1)
         return np.array(rep["re"]) + 1j * np.array(rep["im"])

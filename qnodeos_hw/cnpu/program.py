@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     node = directory.node_of_role(_roles(args)[0])
     trace: Any = None
     if args.trace:
-        from ..qnpu.trace import Trace
+        from ..protocol.trace import Trace
         trace = Trace()
     clocks, clock_client = None, None
     if directory.modelled:  # modelled time: this CNPU's programs report to the shared clock

@@ -25,8 +25,7 @@ from netqasm.lang.ir import BranchLabel, ProtoSubroutine
 from netqasm.lang.operand import Address, ArrayEntry, ArraySlice, Template
 from netqasm.lang.subroutine import Subroutine
 
-from ..qnpu.compiler import array_address, relocated
-from ..qnpu.errors import UnsupportedSubroutineError
+from ..protocol.subroutine import SymbolicAddressError, array_address, relocated
 
 
 class _Uncacheable(Exception):
@@ -135,7 +134,7 @@ class SdkShapeCache:
             chunks.append(bytes(cs))
             try:
                 a = array_address(ins)
-            except UnsupportedSubroutineError:  # a symbolic address
+            except SymbolicAddressError:  # a symbolic address
                 return None
             if a is not None:
                 if a not in slot_of:

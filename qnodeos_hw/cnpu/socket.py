@@ -36,7 +36,7 @@ from netqasm.sdk.classical_communication.broadcast_channel import BroadcastChann
 from netqasm.sdk.classical_communication.message import StructuredMessage
 from netqasm.sdk.classical_communication.socket import Socket
 
-from ..qnpu.framing import FramingError, close_listener, recv_frame, send_frame
+from ..protocol.framing import FramingError, close_listener, recv_frame, send_frame
 from .directory import NetworkDirectory
 from .timing import CNPUClocks, program_lp
 

@@ -108,12 +108,18 @@ class DQCConfig:
     max_wait_ms: float | None = None
     trace_instructions: bool = False
     cnpu_processes: bool = True
+    #: 'single': both nodes' QNPUs and QDevices in one process (CNPUs as
+    #: ``cnpu_processes`` says); 'per-node': every node, its link and every CNPU its own
+    #: OS process (:mod:`qnodeos_hw.runner.per_node`)
+    processes: str = "single"
     #: injected extra server wait (ms, modelled time; module docstring)
     extra_wait_ms: float = 0.0
 
     def __post_init__(self) -> None:
         if self.k < 3:
             raise ValueError(f"k must be >= 3 (one circuit per tomography basis), got {self.k}")
+        if self.processes not in ("single", "per-node"):
+            raise ValueError(f"processes must be 'single' or 'per-node', got {self.processes!r}")
         if self.time_mode not in ("modelled", "host"):
             raise ValueError(f"time mode must be 'modelled' or 'host', got {self.time_mode!r}")
         if self.extra_wait_ms < 0:
@@ -192,6 +198,12 @@ def run_setting(alpha: int, theta: int, cfg: DQCConfig, seed: int, factory: Any 
     bases = bases_for(cfg.k)
     t0 = time.perf_counter()
     run = run_mains_in_processes if cfg.cnpu_processes else run_mains
+    if cfg.processes == "per-node":
+        from ..runner.per_node import run_per_node
+
+        def run(mains, factory, settings, inputs):  # type: ignore[no-redef]
+            return run_per_node({r: {"main": m} for r, m in mains.items()}, factory, settings,
+                                inputs=inputs)
     settings = nv_network_settings(cfg.bin_ns, seed, cfg.idle_wall_scale, cfg.trace_instructions,
                                    cfg.time_mode)
     if cfg.extra_wait_ms:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..protocol.extensions import NotSimulatedError as _ProtocolNotSimulated
 from ..qdevice.instructions import EntangleMode, Response
 from ..qdevice.spec import QDeviceSpec
 
@@ -28,7 +29,7 @@ class UnsupportedNetQASMError(QDriverError, ValueError):
     realisation on this platform. The message names the instruction and the cause."""
 
 
-class NotSimulatedError(QDriverError, RuntimeError):
+class NotSimulatedError(QDriverError, _ProtocolNotSimulated):
     """Asked for something only a simulated station can give (e.g. the density matrix)."""
 
 

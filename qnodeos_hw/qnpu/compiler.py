@@ -42,6 +42,7 @@ from netqasm.lang.operand import Address, ArrayEntry, ArraySlice, Register
 from netqasm.lang.encoding import COMMAND_BYTES, METADATA_BYTES
 from netqasm.lang.parsing.binary import Deserializer
 
+from ..protocol.subroutine import SymbolicAddressError, array_address, relocated
 from .errors import MalformedSubroutineError, UnsupportedSubroutineError
 
 #: marker yielded by a subroutine that waits for array entries (entanglement results)
@@ -329,27 +330,6 @@ def instantiate(shape: CompiledSubroutine, instrs: list, kvals: tuple,
                               kvals, addresses, shape.code)
 
 
-def array_address(ins: Any) -> int | None:
-    """The array address an instruction names (``address``, ``entry`` or ``slice``
-    operand), None if it names none; :class:`UnsupportedSubroutineError` for a symbolic
-    one."""
-    for f in ("address", "entry", "slice"):
-        op = getattr(ins, f, None)
-        if op is not None:
-            return _addr(op if f == "address" else op.address)
-    return None
-
-
-def relocated(ins: Any, address: int) -> Any:
-    """``ins`` with the array address of its address operand replaced by ``address``."""
-    new = Address(address)
-    if getattr(ins, "address", None) is not None:
-        return dataclasses.replace(ins, address=new)
-    if getattr(ins, "entry", None) is not None:
-        return dataclasses.replace(ins, entry=ArrayEntry(new, ins.entry.index))
-    return dataclasses.replace(ins, slice=ArraySlice(new, ins.slice.start, ins.slice.stop))
-
-
 def _shape_token(ins: Any) -> tuple[Any, str | None, Any]:
     """(token, kind, value) of one instruction for the shape key: ``set`` immediates
     (kind 'K') and array addresses (kind 'A') are left out of the token."""
@@ -357,7 +337,7 @@ def _shape_token(ins: Any) -> tuple[Any, str | None, Any]:
         return ("set", str(ins.reg)), "K", int(ins.imm.value)
     try:
         a = array_address(ins)
-    except UnsupportedSubroutineError:  # symbolic: the generator names it
+    except SymbolicAddressError:  # symbolic: the generator names it
         a = None
     if a is not None:
         return ("addr", str(relocated(ins, 0))), "A", a

@@ -60,14 +60,10 @@ from .netstack import NetworkStack, RequestBoard, TDMASchedule, checked_peer_mes
 from .peers import LocalPeerBus, PeerUnreachableError
 from .process import NETWORK_PRIORITY, USER_PRIORITY, Process, ProcessState, Scheduler
 from .qmmu import NETWORK_PID, QMMU
-from .trace import Trace
+from ..protocol.extensions import (EXT_APP_NAME, EXT_BYE, EXT_ERROR, EXT_HELLO,  # noqa: F401
+                                   EXT_STATE_REP, EXT_STATE_REQ)
+from ..protocol.trace import Trace
 
-EXT_STATE_REQ = 0xE0
-EXT_STATE_REP = 0xE1
-EXT_ERROR = 0xE2
-EXT_APP_NAME = 0xE3
-EXT_HELLO = 0xE4
-EXT_BYE = 0xE5
 TIME_MODES = ("free", "modelled")
 _TS = struct.Struct(">Q")
 
