@@ -594,7 +594,15 @@ class NetworkStack:
     def _my_socket_ok(self, r: EntRequest) -> bool:
         if r.creator == self.node:
             return r.rid in self._create
-        return self.board.receiver_complies(r)
+        if not self.board.receiver_complies(r):
+            return False
+        if self._recv.get((r.creator, r.receiver_socket)):
+            return True  # its own recv request waits for this pair
+        # Without a recv request of its own a receiver complies only while all its EPR
+        # sockets go to this one peer: a node of several links (a chain's middle node)
+        # would otherwise hold its communication qubit for this pair while its program
+        # waits for a pair on another link first -- both wait for ever.
+        return all(remote == r.creator for _, remote in self.board.open_sockets())
 
     def _finish(self, r: EntRequest) -> None:
         peer = r.other(self.node)
@@ -647,8 +655,8 @@ class NetworkStack:
             if self.node in r.finished:
                 continue
             pair = self._done.get(r.rid, 0)
-            if (self.node, pair) in r.ready and heads.get(r.other(self.node)) is not r \
-                    and not r.both_ready(pair):
+            if (self.node, pair) in r.ready and not r.both_ready(pair) and (
+                    heads.get(r.other(self.node)) is not r or not self._my_socket_ok(r)):
                 r.ready.pop((self.node, pair), None)
                 self._wait_since.pop((r.rid, pair), None)
                 self._tell(r.other(self.node), {"t": "unready", "rid": r.rid, "pair": pair})
