@@ -80,24 +80,13 @@ def simulated_nv_network(names: tuple[str, ...] = ("client", "server"), seed: in
     ``num_qubits``: the electron and ``num_qubits - 1`` carbons (0..5; the first ones of
     the noise model's ``nv.carbons`` and of the carbon register the table's gates are
     designed from, ``waveforms/nv_carbons.yaml``)."""
-    if not 1 <= num_qubits <= 6:
-        from .simulators.physics.errors import QubitAddressError
-        raise QubitAddressError(f"an NV node has the electron and 0..5 carbons: num_qubits "
-                                f"must be 1..6, got {num_qubits}")
-    from .qdrivers.nv import NVQDriver
-    from .simulators.nv_lab import open_nv_node
+    _check_nv_qubits(num_qubits)
     from .simulators.physics import HeraldingStation, NVNode, QuantumRegistry, load_noise_models
 
     models = load_noise_models(noise_file)
     registry = QuantumRegistry()
-    gens = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(names) + 1)]
-    # one heralding station per pair of nodes (an optical link each); the first pair's
-    # station draws from the stream of the two-node network (same seed, same bytes)
-    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
-    link_gens = [gens[0]] + [np.random.default_rng(s) for s in
-                             np.random.SeedSequence([seed, 1]).spawn(max(0, len(pairs) - 1))]
-    stations = {p: HeraldingStation(models.heralding, g, registry,
-                                    name="heralding" if k == 0 else f"heralding-{p[0]}-{p[1]}",
+    gens, pairs, link_gens = _nv_streams(names, seed)
+    stations = {p: HeraldingStation(models.heralding, g, registry, name=_station_name(k, p),
                                     bin_ns=bin_ns)
                 for k, (p, g) in enumerate(zip(pairs, link_gens))}
     table, program = _nv_program(calibration_file, num_qubits - 1)
@@ -106,33 +95,122 @@ def simulated_nv_network(names: tuple[str, ...] = ("client", "server"), seed: in
         for name, gen in zip(names, gens[1:]):
             physics = NVNode(name, models.nv_for(name), gen, registry, num_qubits)
             mine = [(p, st) for p, st in stations.items() if name in p]
-            links = {}
-            for k, (p, st) in enumerate(mine):
-                st.attach(physics)
-                links[p[1] if p[0] == name else p[0]] = k
-            clock = VirtualClock()
-            st_ = open_nv_node(physics=physics, clock=clock, seed=seed, name=name, program=program)
-            if len(names) > 2:  # the controller selects the optical link per attempt window
-                from .simulators.adwin_sim import PAR_OPTICAL_LINKS
-                st_.lab.adwin.Set_Par(PAR_OPTICAL_LINKS, max(1, len(links)))
-            probe = (lambda qs, p=physics, c=clock: p.reduced_density_matrix(qs, c.now_ns()))
-            qd = NVQDriver(st_.adwin, table, spec=nv_spec(num_qubits), now_ns=clock.now_ns,
-                           state_probe=probe, links=links if len(names) > 2 else None)
-            by_peer = {(p[1] if p[0] == name else p[0]): st for p, st in mine}
-
-            def progress(t: int, peer: str | None = None, n: str = name,
-                         by_peer: dict = by_peer) -> None:
-                for other, st in by_peer.items():
-                    if peer is None or peer == other:
-                        st.progress(n, t)
-
-            nodes[name] = SimulatedNode(name, "nv", qd, clock, physics, [st_.close],
-                                        progress=progress)
+            nodes[name] = _wire_nv_node(name, names, physics, mine, seed, num_qubits, table,
+                                        program)
     except Exception:
         for n in nodes.values():
             n.close()
         raise
     return nodes
+
+
+def _check_nv_qubits(num_qubits: int) -> None:
+    if not 1 <= num_qubits <= 6:
+        from .simulators.physics.errors import QubitAddressError
+        raise QubitAddressError(f"an NV node has the electron and 0..5 carbons: num_qubits "
+                                f"must be 1..6, got {num_qubits}")
+
+
+def _nv_streams(names: tuple[str, ...], seed: int
+                ) -> tuple[list, list[tuple[str, str]], list]:
+    """(generators: [first station's, node 0's, node 1's, ...], the node pairs, one
+    generator per pair) of the NV network ``names`` with ``seed``. One heralding station
+    per pair of nodes (an optical link each); the first pair's station draws from the
+    stream of the two-node network (same seed, same bytes)."""
+    gens = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(names) + 1)]
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    link_gens = [gens[0]] + [np.random.default_rng(s) for s in
+                             np.random.SeedSequence([seed, 1]).spawn(max(0, len(pairs) - 1))]
+    return gens, pairs, link_gens
+
+
+def _station_name(k: int, pair: tuple[str, str]) -> str:
+    return "heralding" if k == 0 else f"heralding-{pair[0]}-{pair[1]}"
+
+
+def _wire_nv_node(name: str, names: tuple[str, ...], physics: Any, mine: list, seed: int,
+                  num_qubits: int, table: Any, program: Any) -> SimulatedNode:
+    """Node ``name``'s simulated station and QDriver over ``physics``, attached to its
+    heralding stations ``mine`` (``[(pair, station)]`` in pair order; link k = the k-th)."""
+    from .qdrivers.nv import NVQDriver
+    from .simulators.nv_lab import open_nv_node
+
+    links = {}
+    for k, (p, st) in enumerate(mine):
+        st.attach(physics)
+        links[p[1] if p[0] == name else p[0]] = k
+    clock = VirtualClock()
+    st_ = open_nv_node(physics=physics, clock=clock, seed=seed, name=name, program=program)
+    if len(names) > 2:  # the controller selects the optical link per attempt window
+        from .simulators.adwin_sim import PAR_OPTICAL_LINKS
+        st_.lab.adwin.Set_Par(PAR_OPTICAL_LINKS, max(1, len(links)))
+    probe = (lambda qs, p=physics, c=clock: p.reduced_density_matrix(qs, c.now_ns()))
+    qd = NVQDriver(st_.adwin, table, spec=nv_spec(num_qubits), now_ns=clock.now_ns,
+                   state_probe=probe, links=links if len(names) > 2 else None)
+    by_peer = {(p[1] if p[0] == name else p[0]): st for p, st in mine}
+
+    def progress(t: int, peer: str | None = None, n: str = name,
+                 by_peer: dict = by_peer) -> None:
+        for other, st in by_peer.items():
+            if peer is None or peer == other:
+                st.progress(n, t)
+
+    return SimulatedNode(name, "nv", qd, clock, physics, [st_.close], progress=progress)
+
+
+def simulated_nv_node_distributed(name: str, names: tuple[str, ...], seed: int = 0,
+                                  noise_file: str | Path | None = None, num_qubits: int = 1,
+                                  calibration_file: str | Path | None = None,
+                                  bin_ns: int | None = None,
+                                  links: dict[str, tuple[str, int]] | None = None,
+                                  secret: str | bytes = "", host: str = "127.0.0.1",
+                                  port: int = 0, timeout_s: float = 30.0) -> SimulatedNode:
+    """Node ``name`` of the NV network ``names`` for a process of its own: the node
+    ``simulated_nv_network(names, seed, ...)[name]`` gives (same generator streams, same
+    draws), over a :class:`~qnodeos_hw.simulators.physics.distributed.DistributedRegistry`
+    serving on ``host:port`` (loopback, any free port by default) and one
+    :class:`~qnodeos_hw.simulators.physics.distributed.RemoteStation` per pair of
+    ``names`` with this node, talking to the link process at ``links[peer]`` = (host,
+    port) (a pair without an address keeps its link number and refuses attempts).
+    ``secret``: the network's physics secret (hex or bytes)."""
+    _check_nv_qubits(num_qubits)
+    from .simulators.physics import NVNode, load_noise_models
+    from .simulators.physics.distributed import (DistributedRegistry, RemoteStation,
+                                                 UnservedStation, link_holder)
+
+    names = tuple(names)
+    if name not in names:
+        raise ValueError(f"node '{name}' is not one of the network's nodes {names}")
+    links = dict(links or {})
+    unknown = sorted(set(links) - set(names) - {name})
+    if unknown:
+        raise ValueError(f"node '{name}': links to {unknown}, which are not nodes of {names}")
+    models = load_noise_models(noise_file)
+    gens, pairs, _ = _nv_streams(names, seed)
+    holders = {link_holder(p): p for p in pairs}
+    addresses = {}
+    for p in pairs:
+        peer = p[1] if p[0] == name else p[0]
+        if name in p and peer in links:
+            addresses[link_holder(p)] = (str(links[peer][0]), int(links[peer][1]))
+    registry = DistributedRegistry(name, set(names) | set(holders), secret, host=host, port=port,
+                                   addresses=addresses, owners=names, timeout_s=timeout_s)
+    try:
+        physics = NVNode(name, models.nv_for(name), gens[1 + names.index(name)], registry,
+                         num_qubits)
+        mine = []
+        for k, p in enumerate(pairs):
+            if name in p:
+                cls = RemoteStation if link_holder(p) in addresses else UnservedStation
+                mine.append((p, cls(models.heralding, p, registry, link_holder(p),
+                                    name=_station_name(k, p))))
+        table, program = _nv_program(calibration_file, num_qubits - 1)
+        node = _wire_nv_node(name, names, physics, mine, seed, num_qubits, table, program)
+    except Exception:
+        registry.close()
+        raise
+    node._closers.insert(0, registry.close)
+    return node
 
 
 def simulated_ion_node(name: str = "ion", seed: int = 0,

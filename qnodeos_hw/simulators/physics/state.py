@@ -18,6 +18,12 @@ from typing import Hashable, Iterable, Sequence
 
 import numpy as np
 
+try:  # only mypyc reads the decorator; without mypy installed it is a no-op
+    from mypy_extensions import mypyc_attr
+except ImportError:  # pragma: no cover - depends on the install
+    def mypyc_attr(*_a: object, **_k: object):  # type: ignore[misc,no-redef]
+        return lambda cls: cls
+
 from .errors import QubitAddressError
 
 QubitKey = tuple[str, int]
@@ -46,6 +52,7 @@ def rho_to_bloch(rho: np.ndarray) -> list[float]:
     return [2 * rho[1, 0].real, 2 * rho[1, 0].imag, (rho[0, 0] - rho[1, 1]).real]
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # DistributedRegistry (physics/distributed.py)
 class QuantumRegistry:
     """All qubits of a simulated network (one instance shared by the nodes and the
     heralding station). Qubits are created by :meth:`add_qubit`, fully mixed."""
