@@ -8,6 +8,7 @@ network is built, run and closed before the distributed one)."""
 import json
 import socket
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -25,14 +26,14 @@ WAVE_I = 0.4 * np.hanning(96)  # a short MW pulse (arbitrary but fixed)
 WAVE_Q = 0.1 * np.hanning(96)
 
 
-def _distributed(names, seed, num_qubits, pairs):
+def _distributed(names, seed, num_qubits, pairs, bin_ns=None):
     """Link servers for ``pairs`` and every node of ``names`` as its own build."""
-    links = {p: serve_link(p, names, seed=seed, secret=SECRET) for p in pairs}
+    links = {p: serve_link(p, names, seed=seed, secret=SECRET, bin_ns=bin_ns) for p in pairs}
     nodes = {}
     for n in names:
         mine = {(p[1] if p[0] == n else p[0]): s.address for p, s in links.items() if n in p}
         nodes[n] = simulated_nv_node_distributed(n, names, seed=seed, num_qubits=num_qubits,
-                                                 links=mine, secret=SECRET)
+                                                 links=mine, secret=SECRET, bin_ns=bin_ns)
     return nodes, links
 
 
@@ -43,9 +44,9 @@ def _close(nodes, links=()):
         s.close()
 
 
-def _entangle(physics_by_node, link_of, t0):
-    """Each node (own thread) attempts windows on (qubit, link) until a herald; returns
-    node -> (bell, windows, t_end)."""
+def _entangle(physics_by_node, link_of, t0, bin_ns=None):
+    """Each node (own thread) attempts windows on (qubit, link) until a herald (with
+    ``bin_ns``: one window per bin); returns node -> (bell, windows, t_end)."""
     out, errors = {}, []
 
     def run(n):
@@ -60,6 +61,8 @@ def _entangle(physics_by_node, link_of, t0):
                 if heralded:
                     out[n] = (bell, k, t)
                     return
+                if bin_ns:
+                    t = (t // bin_ns + 1) * bin_ns
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -126,6 +129,37 @@ def test_two_nodes_distributed_give_the_shared_registry_outcomes_and_states():
         _close(nodes, links)
     _assert_same(want, got)
     assert np.trace(want["bob_rdm"]).real == pytest.approx(1.0)
+
+
+BIN = 1_000_000
+
+
+def _binned_sequence(nodes):
+    a, b = nodes["alice"].physics, nodes["bob"].physics
+    a.initialize(0, 1_000)
+    b.initialize(0, 1_000)
+    nodes["bob"].progress(2 * BIN, "alice")  # bob attempts nothing in bins 0 and 1
+    lone = a.entangle_window(0, 10_000, False, 50)  # alone in bin 0: a failed window
+    heralds = _entangle({"alice": a, "bob": b}, {"alice": (0, 0), "bob": (0, 0)}, 2 * BIN, BIN)
+    t = max(v[2] for v in heralds.values())
+    return {"lone": lone, "heralds": heralds, "rho": a.reduced_density_matrix([0], t),
+            "outcomes": [b.readout(0, t + 1_000), a.readout(0, t + 2_000)]}
+
+
+def test_windows_paired_by_bin_and_progress_over_the_wire():
+    names = ("alice", "bob")
+    shared = simulated_nv_network(names, seed=2, num_qubits=1, bin_ns=BIN)
+    try:
+        want = _binned_sequence(shared)
+    finally:
+        _close(shared)
+    nodes, links = _distributed(names, 2, 1, [names], bin_ns=BIN)
+    try:
+        got = _binned_sequence(nodes)
+    finally:
+        _close(nodes, links)
+    assert want["lone"][0] is False and want["lone"][3] == 50
+    _assert_same(want, got)
 
 
 def _chain_sequence(nodes):
@@ -204,7 +238,10 @@ def test_strangers_and_garbage_are_refused_and_the_server_keeps_serving():
             PhysicsClient("alice", "link:alice-bob", link.address, "00" * 16).call({"op": "x"})
         with pytest.raises(PhysicsAuthError):  # the wrong server at that address
             PhysicsClient("alice", "link:bob-carol", link.address, SECRET).call({"op": "x"})
-        assert link.stats()["refused"] == 2
+        deadline = time.monotonic() + 5
+        while link.stats()["refused"] < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)  # the third client hung up after the challenge
+        assert link.stats()["refused"] == 3 and link.stats()["connections"] == 0
 
         raw = socket.create_connection(link.address)
         assert _hello(raw, "alice", SECRET) is not None
