@@ -279,6 +279,8 @@ class NetworkStack:
         self._engaged: set[int] = set()  # receiver side: rids this node was ready for
         #: requests of one peer this node keeps at most (more are refused: 'cancel' 'full')
         self.max_pending_per_peer = MAX_PENDING_PER_PEER
+        #: peers whose QNPU went away (:meth:`peer_lost`): requests with them fail at once
+        self.lost_peers: set[str] = set()
         self._meas_instr = core.MeasInstruction(reg0=Register(RegisterName.Q, 0),
                                                 reg1=Register(RegisterName.M, 0))
 
@@ -300,6 +302,7 @@ class NetworkStack:
         if remote is None or self.board.socket(sid, remote) is None:
             raise EPRSocketError(f"create_epr: node '{self.node}' has no open EPR socket {sid} "
                                  f"to node id {remote_node_id} ({remote})")
+        self._check_not_lost(remote)
         type_ = args[CI.TYPE] if args[CI.TYPE] is not None else TYPE_K
         number = args[CI.NUMBER] if args[CI.NUMBER] is not None else 1
         if type_ not in (TYPE_K, TYPE_M):
@@ -349,6 +352,7 @@ class NetworkStack:
         if remote is None or self.board.socket(sid, remote) is None:
             raise EPRSocketError(f"recv_epr: node '{self.node}' has no open EPR socket {sid} "
                                  f"to node id {remote_node_id} ({remote})")
+        self._check_not_lost(remote)
         number = len(results) // RESULT_FIELDS
         task = _RecvTask(pid, q_array, results, number, since=self.driver.now_ns())
         self._recv.setdefault((remote, sid), deque()).append(task)
@@ -473,8 +477,34 @@ class NetworkStack:
                     del self._recv[key]
         return woken
 
+    def _check_not_lost(self, peer: str) -> None:
+        if peer in self.lost_peers:
+            raise EntanglementAbortedError(f"node '{self.node}': node '{peer}' went away (its "
+                                           "QNPU's connection closed): no pairs with it")
+
+    def peer_lost(self, peer: str) -> list[int]:
+        """``peer``'s QNPU went away (its process died: the peer connection closed):
+        every pending request with it ends now -- no window is attempted any more, the
+        waiting programs get :class:`EntanglementAbortedError` naming the peer, what was
+        held for the requests is released -- and new requests with it fail at once.
+        Returns pids to wake."""
+        self.lost_peers.add(peer)
+        woken: list[int] = []
+        now = self.driver.now_ns()
+        for r in list(self.board.pending()):
+            if r.other(self.node) != peer or self.node in r.finished:
+                continue
+            if not r.cancelled:
+                woken += self._cancel(r, "lost", peer, ts=now, bound=now)
+            r.stop_ns = now  # nobody to meet in any bin: abandon at once
+        return woken + self.poll()
+
     def _abort_error(self, r: EntRequest) -> Exception:
         peer = r.other(self.node)
+        if r.why == "lost":
+            return EntanglementAbortedError(
+                f"node '{self.node}': entanglement request {r.rid} with node '{peer}' was given "
+                f"up: node '{peer}' went away (its QNPU's connection closed)")
         if r.why == "timeout":
             who = "this node" if r.cancelled_by == self.node else f"node '{peer}'"
             return EntanglementTimeoutError(

@@ -62,12 +62,18 @@ class TcpPeerBus:
         self._listeners: dict[str, socket.socket] = {}
         self._accepted: dict[str, set] = {}
         self._out: dict[tuple[str, str], tuple[socket.socket, threading.Lock]] = {}
+        self._lost: dict[str, Callable[[str], None] | None] = {}
+        self._closing = False
         #: connections refused (bad hello) and frames refused (not a JSON object, too long)
         self.refused = 0
         self.bad_frames = 0
 
     # -- receiving ---------------------------------------------------------------------
-    def register(self, node: str, deliver: Callable[[str, dict], None]) -> None:
+    def register(self, node: str, deliver: Callable[[str, dict], None],
+                 lost: Callable[[str], None] | None = None) -> None:
+        """Listen for ``node``'s peers; ``deliver(src, msg)`` per message, ``lost(src)``
+        when a proven peer's connection ends while the bus is open (its process died
+        or it stopped)."""
         if node not in self.addresses:
             raise PeerUnreachableError(f"node '{node}' has no peer address in the network")
         host, port = self.addresses[node]
@@ -76,6 +82,7 @@ class TcpPeerBus:
             self.addresses[node] = lsock.getsockname()[:2]
             self._listeners[node] = lsock
             self._accepted[node] = set()
+        self._lost[node] = lost
         threading.Thread(target=self._accept, args=(node, lsock, deliver), daemon=True,
                          name=f"peer-{node}-accept").start()
 
@@ -112,6 +119,7 @@ class TcpPeerBus:
         return src
 
     def _serve(self, node: str, c: socket.socket, deliver: Callable[[str, dict], None]) -> None:
+        src: str | None = None
         try:
             try:
                 src = self._hello(node, c)
@@ -146,6 +154,9 @@ class TcpPeerBus:
                 c.close()
             except OSError:
                 pass
+            lost = self._lost.get(node)
+            if src is not None and lost is not None and not self._closing:
+                lost(src)
 
     # -- sending -----------------------------------------------------------------------
     def _connection(self, src: str, dst: str) -> tuple[socket.socket, threading.Lock]:
@@ -186,7 +197,12 @@ class TcpPeerBus:
                 self._out.pop((src, dst), None)
             raise PeerUnreachableError(f"node '{src}': lost the connection to '{dst}': {exc}") from exc
 
+    def quiesce(self) -> None:
+        """The run is over: peers closing their connections from now on are not lost."""
+        self._closing = True
+
     def close(self) -> None:
+        self._closing = True
         with self._lock:
             outs, self._out = list(self._out.values()), {}
             listeners = list(self._listeners.items())

@@ -23,8 +23,10 @@ class LocalPeerBus:
         self._lock = threading.Lock()
         self._nodes: dict[str, Callable[[str, dict], None]] = {}
 
-    def register(self, node: str, deliver: Callable[[str, dict], None]) -> None:
-        """``deliver(src_node, msg)`` is called (from the sender's thread) per message."""
+    def register(self, node: str, deliver: Callable[[str, dict], None],
+                 lost: Callable[[str], None] | None = None) -> None:
+        """``deliver(src_node, msg)`` is called (from the sender's thread) per message
+        (``lost``: a peer went away -- never, within one process)."""
         with self._lock:
             self._nodes[node] = deliver
 

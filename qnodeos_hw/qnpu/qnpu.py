@@ -261,7 +261,8 @@ class QNPU:
         self.ordered_runs = 0
         if peers is not None:
             peers.register(name, lambda src, msg: self._inbox.put(
-                ("peer", src, checked_peer_message(src, msg, name))))
+                ("peer", src, checked_peer_message(src, msg, name))),
+                lost=lambda src: self._inbox.put(("peer_lost", src)))
         if coordinator is not None:
             coordinator.attach(self.lp, lambda r, until, turn=None:
                                self._inbox.put(("grant", r, until, turn)))
@@ -630,6 +631,10 @@ class QNPU:
             self._stopped.set()
         elif kind == "peer":  # free mode: peer messages are handled on arrival
             self._wake(self.net.on_peer(item[1], item[2]))
+            self._wake_qubit_waiters()
+        elif kind == "peer_lost":  # the peer's process went away (its connection closed)
+            self._record("peer_lost", None, peer=item[1])
+            self._wake(self.net.peer_lost(item[1]))
             self._wake_qubit_waiters()
 
     # -- host messages -----------------------------------------------------------------

@@ -359,12 +359,14 @@ def run_mains_in_processes(mains: dict[str, str], factory: QDriverFactory | None
 
 def run_cnpu_processes(net: Any, programs: dict[str, dict], node_of: dict[str, str],
                        inputs: dict[str, dict] | None, timeout_s: float, cnpu_nice: int,
-                       tmp: str) -> dict[str, ProgramOutcome]:
+                       tmp: str, started: Callable[[str, Any], None] | None = None
+                       ) -> dict[str, ProgramOutcome]:
     """Start one ``python -m qnodeos_hw.cnpu.program`` process per node of ``node_of``
     (role -> node) against ``net`` (its ``directory``, ``trace`` and
     ``program_gone(role)``), wait for them and merge their traces into ``net.trace``.
     ``programs``: role -> ``{"main": "module:function"}`` or ``{"app_dir": DIR}`` (one
-    role per node then). Returns the programs' outcomes."""
+    role per node then); ``started(node, popen)`` is told each process. Returns the
+    programs' outcomes."""
     import subprocess
 
     outcomes: dict[str, ProgramOutcome] = {r: ProgramOutcome(r) for r in programs}
@@ -394,6 +396,8 @@ def run_cnpu_processes(net: Any, programs: dict[str, dict], node_of: dict[str, s
             cmd += ["--programs", f"@{pfile}"]
         procs[node] = (subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                         text=True), tfile, mine, app_dir is not None)
+        if started is not None:
+            started(node, procs[node][0])
     waiters = {}
     for node, (proc, _, node_roles, _) in procs.items():
         def wait(proc=proc, node_roles=node_roles):

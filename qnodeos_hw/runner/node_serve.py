@@ -11,7 +11,9 @@ that started it can follow it; nothing read is executed):
    session says otherwise, accepting only the network's nodes, each by its pair secret);
 2. print ``{"ready": {"node", "qnpu": [host, port], "peer": [host, port]}}``;
 3. read ``{"peers": {node: [host, port]}}`` (where the other nodes listen) and serve;
-4. on ``{"stop": true}`` or end of input: stop, write the trace (session
+4. on ``{"quiesce": true}`` (the run is over, every node is told before any stops) answer
+   ``{"quiet": node}``: from then on a peer closing its connection is no fault;
+5. on ``{"stop": true}`` or end of input: stop, write the trace (session
    ``trace_file``), print ``{"done": {"node", "errors": [...], "ordered_runs": n}}``.
 
 A node that cannot be built (e.g. a lab instrument that does not answer) prints one
@@ -43,7 +45,7 @@ def build_qdriver(session: NodeSession) -> Any:
     b = dict(session.build)
     platform = b.pop("platform", None)
     if platform == "nv":
-        from ..simulators.physics.distributed import simulated_nv_node_distributed
+        from ..nodes import simulated_nv_node_distributed
         links = {peer: (str(v["address"][0]), int(v["address"][1]))
                  for peer, v in session.links.items()}
         return simulated_nv_node_distributed(
@@ -166,6 +168,10 @@ def serve(session: NodeSession, stdin: Any = None, stdout: Any = None) -> int:
                 continue
             if isinstance(msg.get("peers"), dict):
                 node.set_peers(msg["peers"])
+            if msg.get("quiesce"):  # the run is over: peers closing is no fault any more
+                assert node.peers is not None
+                node.peers.quiesce()
+                print(json.dumps({"quiet": node.session.node}), file=stdout, flush=True)
             if msg.get("stop"):
                 break
     finally:

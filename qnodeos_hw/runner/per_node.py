@@ -143,6 +143,8 @@ class ProcessNetwork:
     done: dict[str, dict] = field(default_factory=dict)
     #: node -> process id, while the run goes (fault tests kill one)
     pids: dict[str, int] = field(default_factory=dict)
+    #: node -> exit status of a node process that ended before it was told to stop
+    died: dict[str, int] = field(default_factory=dict)
 
     def program_gone(self, role: str) -> None:
         if self.coordinator is not None:
@@ -157,6 +159,32 @@ class ProcessNetwork:
             else:
                 out += [f"{n}: {e}" for e in d.get("errors", [])]
         return out
+
+
+#: how long a dead node's CNPU may go on by itself before it is stopped (s): its programs
+#: learn of the loss from their QNPU connection, unless they wait for a classical message
+DEAD_NODE_GRACE_S = 2.0
+
+
+def _watch(nodes: dict[str, "_Child"], cnpus: dict[str, Any], net: "ProcessNetwork",
+           stop: threading.Event) -> None:
+    """Supervise the node processes while the programs run: a node whose process ends is
+    recorded (``net.died``) and, after :data:`DEAD_NODE_GRACE_S`, its CNPU process is
+    stopped -- the node is gone, so nothing of it may hang the run. Its peers learn of it
+    by themselves (their peer connections and the link's close)."""
+    dead_at: dict[str, float] = {}
+    while not stop.wait(0.1):
+        for n, c in nodes.items():
+            rc = c.proc.poll()
+            if rc is not None and n not in net.died:
+                net.died[n] = rc
+                dead_at[n] = time.monotonic()
+        for n, t in list(dead_at.items()):
+            p = cnpus.get(n)
+            if p is not None and time.monotonic() - t >= DEAD_NODE_GRACE_S:
+                if p.poll() is None:
+                    p.terminate()
+                del dead_at[n]
 
 
 def _link_pairs(names: list[str], settings: NetworkSettings) -> list[tuple[str, str]]:
@@ -255,7 +283,30 @@ def run_per_node(programs: dict[str, dict], factory: Any, settings: NetworkSetti
                                  pids={n: c.proc.pid for n, c in node_children.items()})
             if on_started is not None:
                 on_started(net)
-            outcomes = run_cnpu_processes(net, programs, node_of, inputs, timeout_s, cnpu_nice, tmp)
+            cnpus: dict[str, Any] = {}
+            stop_watch = threading.Event()
+            watcher = threading.Thread(target=_watch, args=(node_children, cnpus, net, stop_watch),
+                                       daemon=True)
+            watcher.start()
+            try:
+                outcomes = run_cnpu_processes(net, programs, node_of, inputs, timeout_s,
+                                              cnpu_nice, tmp, started=cnpus.__setitem__)
+            finally:
+                stop_watch.set()
+                watcher.join()
+            for r, o in outcomes.items():
+                rc = net.died.get(node_of[r])
+                if rc is not None:
+                    o.error = (f"node '{node_of[r]}': its node process ended during the run "
+                               f"(exit status {rc}); its programs were stopped"
+                               + (f" ({o.error.splitlines()[0]})" if o.error else ""))
+            for c in node_children.values():  # every node first, then stop them
+                c.send({"quiesce": True})
+            for c in node_children.values():
+                try:
+                    c.expect("quiet", 10.0)
+                except ProcessStartError:
+                    pass  # a dead node: nothing to quiesce
             for n, c in node_children.items():
                 done = c.stop()
                 if done is not None:

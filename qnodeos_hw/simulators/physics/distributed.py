@@ -613,14 +613,7 @@ def link_holder(pair: Sequence[str]) -> str:
     return f"link:{pair[0]}-{pair[1]}"
 
 
-def simulated_nv_node_distributed(name: str, names: tuple[str, ...], *args: Any, **kwargs: Any):
-    """See :func:`qnodeos_hw.nodes.simulated_nv_node_distributed` (the builder lives with
-    the single-process one; this name is kept for the runner's import)."""
-    from ...nodes import simulated_nv_node_distributed as build
-    return build(name, names, *args, **kwargs)
-
-
 __all__ = ["DistributedRegistry", "HolderUnreachableError", "KeyNotHeldError", "LinkRegistry",
            "PointerLoopError", "RemoteOpError", "RemoteStation", "StaleBuildError",
-           "UnservedStation", "link_holder", "simulated_nv_node_distributed", "MAX_WIRE_QUBITS",
+           "UnservedStation", "link_holder", "MAX_WIRE_QUBITS",
            "bloch_to_rho"]

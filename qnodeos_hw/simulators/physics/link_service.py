@@ -66,6 +66,14 @@ class LinkServer:
         self.station, self.registry = station, registry
         registry.extra_ops["window"] = self._window
         registry.extra_ops["progress"] = self._progress
+        if registry.server is not None:
+            registry.server.on_gone = self._gone
+
+    def _gone(self, peer: str) -> None:
+        """A node's connection ended (its process died, or the run is over): it attempts
+        nothing more, so its partner's windows fail at once instead of waiting for it."""
+        if peer in self.pair and self.station.rendezvous is not None:
+            self.station.rendezvous.passed(peer, 1 << 62)
 
     @property
     def address(self) -> tuple[str, int]:

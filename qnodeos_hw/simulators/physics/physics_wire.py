@@ -226,6 +226,9 @@ class PhysicsServer:
         #: counters: connections accepted (authenticated), refused, bad frames, requests
         self.counts = {"connections": 0, "refused": 0, "bad_frames": 0, "requests": 0}
         self._closed = False
+        #: ``on_gone(peer)``: a proven peer's connection ended while serving (its process
+        #: died or closed); set by the owner (a link marks the node gone)
+        self.on_gone: Callable[[str], None] | None = None
         threading.Thread(target=self._accept, daemon=True, name=f"physics-{name}-accept").start()
 
     def _accept(self) -> None:
@@ -272,6 +275,7 @@ class PhysicsServer:
         return peer, addr
 
     def _serve(self, c: socket.socket) -> None:
+        peer: str | None = None
         try:
             try:
                 peer, addr = self._hello(c)
@@ -303,6 +307,8 @@ class PhysicsServer:
                 c.close()
             except OSError:
                 pass
+            if peer is not None and self.on_gone is not None and not self._closed:
+                self.on_gone(peer)
 
     def _one(self, peer: str, raw: bytes) -> dict | None:
         try:
