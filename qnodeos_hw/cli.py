@@ -173,10 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
     r.add_argument("--trace", default=None, help="write the event trace as JSON lines")
     _time_arg(r)
-    r.add_argument("--processes", choices=["single", "per-node"], default="single",
-                   help="single: every node in this process; per-node: every node, link and "
-                        "CNPU its own OS process (simulated NV networks; same results in "
-                        "modelled time)")
+    r.add_argument("--processes", choices=["auto", "single", "per-node"], default="auto",
+                   help="per-node: every node, link and CNPU its own OS process (simulated NV "
+                        "networks); single: everything in this process (tests, debugging; "
+                        "the same results in modelled time); auto: per-node where the "
+                        "network allows it, else single")
     r.set_defaults(action="")
 
     from .runner import link_serve, node_serve

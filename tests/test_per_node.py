@@ -96,3 +96,23 @@ def test_ideal_networks_say_they_need_one_process():
     from qnodeos_hw.runner.network import IdealNetworkFactory
     with pytest.raises(LayoutNotSupportedError, match="single"):
         run_per_node({"a": {"main": "x:y"}}, IdealNetworkFactory(), None)
+
+
+@pytest.mark.parametrize("app", ["ghz", "chsh"])
+def test_three_nv_nodes_per_node_equal_single(tmp_path, capsys, app):
+    """nv_3node: three node processes, three link processes; GHZ pulls both pairs into
+    bob's process (fusion) and alice's and charlie's measurements are forwarded there."""
+    import netqasm
+    from qnodeos_hw.cli import main
+    from qnodeos_hw.protocol.trace import load_jsonl
+    path = (os.path.join(os.path.dirname(dqc.__file__), "apps", "ghz") if app == "ghz" else
+            os.path.join(os.path.dirname(netqasm.__file__), "examples", "apps", app))
+    outs, traces = {}, {}
+    for layout in ("single", "per-node"):
+        trace = tmp_path / f"{layout}.jsonl"
+        assert main(["run", path, "--network", "nv_3node", "--seed", "4", "--processes", layout,
+                     "--trace", str(trace)]) == 0
+        outs[layout] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        traces[layout] = modelled_bytes(load_jsonl(str(trace)))
+    assert outs["per-node"] == outs["single"] and len(outs["single"]) == 3
+    assert traces["per-node"] == traces["single"]

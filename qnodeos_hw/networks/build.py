@@ -535,7 +535,12 @@ def run_cli(args: Any) -> int:
     if renamed:
         log.info("network '%s': %s", config.name,
                  ", ".join(f"node {k} runs the app's {v}" for k, v in renamed.items()))
-    if getattr(args, "processes", "single") == "per-node":
+    processes = getattr(args, "processes", None) or "auto"
+    if processes == "auto":  # every node its own process where the network allows it
+        from ..runner.per_node import supports_per_node
+        processes = "per-node" if supports_per_node(plan.factory) else "single"
+        log.info("network '%s': %s layout", config.name, processes)
+    if processes == "per-node":
         from netqasm.runtime import env
 
         from ..runner.per_node import run_per_node

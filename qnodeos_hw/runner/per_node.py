@@ -197,6 +197,14 @@ def _link_pairs(names: list[str], settings: NetworkSettings) -> list[tuple[str, 
     return pairs
 
 
+def supports_per_node(factory: Any) -> bool:
+    """Whether ``factory``'s nodes can each run as their own process: the simulated NV
+    network (nodes on station YAMLs share their simulated heralding station in one
+    process; a lab node is started by hand with ``node serve --network``)."""
+    spec_of = getattr(factory, "build_spec", None)
+    return spec_of is not None and spec_of().get("platform") == "nv"
+
+
 def run_per_node(programs: dict[str, dict], factory: Any, settings: NetworkSettings | None = None,
                  roles: dict[str, str] | None = None, inputs: dict[str, dict] | None = None,
                  timeout_s: float = 300.0, cnpu_nice: int = 10,
@@ -207,12 +215,13 @@ def run_per_node(programs: dict[str, dict], factory: Any, settings: NetworkSetti
     :class:`~qnodeos_hw.runner.network.NVNetworkFactory`). ``on_started(network)`` is
     called once everything runs (tests kill a node there)."""
     settings = settings or NetworkSettings()
-    spec_of = getattr(factory, "build_spec", None)
-    if spec_of is None:
+    if not supports_per_node(factory):
         raise LayoutNotSupportedError(
-            f"{type(factory).__name__} cannot build its nodes in separate processes (no "
-            "build_spec): the per-node layout runs simulated NV networks; use --processes single")
-    build = dict(spec_of())
+            f"{type(factory).__name__} cannot build its nodes in separate processes: the "
+            "per-node layout runs simulated NV networks (ideal nodes share one in-process "
+            "quantum state, simulated station-YAML nodes one heralding station); use "
+            "--processes single")
+    build = dict(factory.build_spec())
     build["bin_ns"] = settings.bin_ns
     roles = dict(roles or {})
     node_of = {r: roles.get(r, r) for r in programs}
