@@ -52,8 +52,8 @@ def _noise(tmp_path, fidelity=0.9, p_success=0.02):
     return str(f)
 
 
-def _teleport(noise, seed):
-    res = run_app_dir(APP, NVNetworkFactory(seed=seed, num_qubits=3, noise_file=noise),
+def _teleport(noise, seed, num_qubits=3):
+    res = run_app_dir(APP, NVNetworkFactory(seed=seed, num_qubits=num_qubits, noise_file=noise),
                       NetworkSettings(seed=seed, trace_instructions=True), timeout_s=60,
                       inputs={"sender": {"phi": PHI, "theta": THETA}})
     assert res.ok, {r: o.error for r, o in res.outcomes.items()}
@@ -79,10 +79,15 @@ def _prediction(res, noise):
     return (1 + r @ out) / 2, attempts
 
 
-@pytest.mark.parametrize("seed", [1, 4])
-def test_teleport_on_nv_nodes_with_carbons_matches_the_model(tmp_path, netsquid_reporting, seed):
+@pytest.mark.parametrize("seed,num_qubits", [(1, 3), (4, 3), (1, 2), (4, 2)],
+                         ids=["2carbons-s1", "2carbons-s4", "1carbon-s1", "1carbon-s4"])
+def test_teleport_on_nv_nodes_with_carbons_matches_the_model(tmp_path, netsquid_reporting, seed,
+                                                             num_qubits):
+    """With two carbons the SDK's move of the pair half out of the electron is a mov to
+    carbon 2; with one carbon it is a rename (the QMMU's unbacked fresh qubit) and the
+    sender's carbon is swapped with the electron before its readout (electron_moves)."""
     noise = _noise(tmp_path)
-    res = _teleport(noise, seed)
+    res = _teleport(noise, seed, num_qubits)
     measured = res.results["receiver"]["fidelity"]
     predicted, attempts = _prediction(res, noise)
     assert attempts > 0

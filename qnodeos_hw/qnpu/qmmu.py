@@ -9,6 +9,11 @@ from .errors import QubitAllocationError
 NETWORK_PID = 0
 
 
+def unbacked_vaddr(entry: int) -> int:
+    """The virtual address of an unbacked page-table entry (entries ``~vaddr`` < 0)."""
+    return ~entry
+
+
 class QMMU:
     """Physical qubits ``0..num_qubits-1``; ``comm_qubits`` may take part in entanglement.
 
@@ -104,15 +109,59 @@ class QMMU:
             f"process {pid}: cannot allocate virtual qubit {vaddr}: all {self.num_qubits} "
             f"physical qubits are in use")
 
-    def free(self, pid: int, vaddr: int) -> int:
-        """Unmap ``vaddr``; returns the physical qubit released."""
+    def free(self, pid: int, vaddr: int) -> int | None:
+        """Unmap ``vaddr``; returns the physical qubit released (None: it was unbacked)."""
         table = self._tables.get(pid)
         if table is None or vaddr is None or not 0 <= vaddr < len(table) or table[vaddr] is None:
             raise QubitAllocationError(f"process {pid}: virtual qubit {vaddr} is not allocated")
         p = table[vaddr]
         table[vaddr] = None
+        if p < 0:
+            return None
         self._owner[p] = None
         return p
+
+    # -- unbacked qubits and moves (see :mod:`.electron_moves`) ---------------------------
+    def allocate_unbacked(self, pid: int, vaddr: int) -> None:
+        """Map ``vaddr`` without a physical qubit (in |0>; entry ``~vaddr``): when every
+        physical qubit is in use and the next instruction may be a move into it."""
+        table = self._check_vaddr(pid, vaddr)
+        if vaddr in self.pinned:
+            raise QubitAllocationError(
+                f"process {pid}: virtual qubit {vaddr} must be physical qubit "
+                f"{self.pinned[vaddr]} (pinned), which is in use")
+        table[vaddr] = ~vaddr
+
+    def back(self, pid: int, vaddr: int) -> int:
+        """Give the unbacked ``vaddr`` a free (non-pinned) physical qubit."""
+        table = self._tables[pid]
+        for p in range(self.num_qubits):
+            if self._owner[p] is None and p not in self._pinned_phys:
+                self._owner[p] = pid
+                table[vaddr] = p
+                return p
+        raise QubitAllocationError(f"process {pid}: no free physical qubit for virtual "
+                                   f"qubit {vaddr}")
+
+    def swap(self, pid: int, a: int, b: int) -> None:
+        """Exchange the physical qubits of ``pid``'s virtual ``a`` and ``b`` (either may be
+        unbacked: a rename). A pinned address keeps no physical qubit it is not pinned to
+        only while the program does not use it as pinned (the electron moves take care)."""
+        table = self._tables[pid]
+        pa, pb = table[a], table[b]
+        table[a] = pb if pb is not None and pb >= 0 else ~a
+        table[b] = pa if pa is not None and pa >= 0 else ~b
+
+    def move(self, pid: int, vaddr: int, phys: int) -> None:
+        """``pid``'s ``vaddr`` now lives on the free ``phys`` (its old qubit is released)."""
+        table = self._tables[pid]
+        old = table[vaddr]
+        if self._owner[phys] is not None:
+            raise QubitAllocationError(f"physical qubit {phys} is not free")
+        self._owner[phys] = pid
+        table[vaddr] = phys
+        if old is not None and old >= 0:
+            self._owner[old] = None
 
     def reserve_comm(self) -> int:
         """A free communication qubit for the network process."""

@@ -59,6 +59,7 @@ from .errors import (AppIdNotOwnedError, ExecutionError, MalformedSubroutineErro
 from .netstack import NetworkStack, RequestBoard, TDMASchedule, checked_peer_message
 from .peers import LocalPeerBus, PeerUnreachableError
 from .process import NETWORK_PRIORITY, USER_PRIORITY, Process, ProcessState, Scheduler
+from .electron_moves import for_device
 from .qmmu import NETWORK_PID, QMMU
 from ..protocol.extensions import (EXT_APP_NAME, EXT_BYE, EXT_ERROR, EXT_HELLO,  # noqa: F401
                                    EXT_STATE_REP, EXT_STATE_REQ)
@@ -137,7 +138,11 @@ class _RunContext:
 
         self.ph = ph
         self.drv = qnpu._traced_execute(pid) if qnpu.trace.instructions else qnpu.driver.execute
-        self.all_phys = lambda: tuple(p for p in table if p is not None)
+        # NV: moves through the electron, unbacked fresh qubits (electron_moves.py)
+        self.moves = for_device(qnpu.qmmu, pid, self.drv, qnpu.driver.spec)
+        if self.moves is not None:
+            self.drv = self.moves.execute
+        self.all_phys = lambda: tuple(p for p in table if p is not None and p >= 0)
         self._q, self._p = qnpu, proc
 
     def qalloc(self, v: int) -> bool:
@@ -147,6 +152,8 @@ class _RunContext:
         it); the process retries when a qubit is released or a subroutine ends. A device
         whose qubits are held between subroutines raises :class:`QubitAllocationError`."""
         q, pid = self._q, self._p.pid
+        if self.moves is not None and v in q.qmmu.pinned and q.qmmu.mappable(pid, v):
+            self.moves.free_electron(f"qalloc of virtual qubit {v}")
         try:
             q.qmmu.allocate(pid, v)
             return True
@@ -156,11 +163,15 @@ class _RunContext:
                     q._qubit_waiters.append(pid)
                     q._record("qubit_wait", pid, vaddr=v)
                 return False
+            if self.moves is not None and v not in q.qmmu.pinned and q.qmmu.mappable(pid, v):
+                q.qmmu.allocate_unbacked(pid, v)  # backed when used (a mov into it: a rename)
+                return True
             raise
 
     def qfree(self, v: int) -> None:
         p = self._q.qmmu.free(self._p.pid, v)
-        self._q.driver.free(p)
+        if p is not None:
+            self._q.driver.free(p)
         self._q._wake(self._q.net.retry())
         self._q._wake_qubit_waiters()
 
@@ -172,11 +183,15 @@ class _RunContext:
 
     def create_epr(self, remote: int, sid: int, q_addr: int | None, arg_addr: int, res_addr: int) -> None:
         arrs = self.arrays
+        if self.moves is not None:
+            self.moves.free_electron("create_epr")
         self._q.net.create(self._p.pid, sid, remote, arrs.get(q_addr) if q_addr is not None else None,
                            _array(arrs, arg_addr, "argument"), _array(arrs, res_addr, "result"))
 
     def recv_epr(self, remote: int, sid: int, q_addr: int | None, res_addr: int) -> None:
         arrs = self.arrays
+        if self.moves is not None:
+            self.moves.free_electron("recv_epr")
         woken = self._q.net.recv(self._p.pid, sid, remote,
                                  arrs.get(q_addr) if q_addr is not None else None,
                                  _array(arrs, res_addr, "result"))
