@@ -203,7 +203,7 @@ def simulated_nv_node_distributed(name: str, names: tuple[str, ...], seed: int =
             if name in p:
                 cls = RemoteStation if link_holder(p) in addresses else UnservedStation
                 mine.append((p, cls(models.heralding, p, registry, link_holder(p),
-                                    name=_station_name(k, p))))
+                                    name=_station_name(k, p), bin_ns=bin_ns)))
         table, program = _nv_program(calibration_file, num_qubits - 1)
         node = _wire_nv_node(name, names, physics, mine, seed, num_qubits, table, program)
     except Exception:

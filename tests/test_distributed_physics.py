@@ -125,6 +125,10 @@ def test_two_nodes_distributed_give_the_shared_registry_outcomes_and_states():
         assert ra.hops >= 1 and ra.is_local(("alice", 0)) and rb.is_local(("bob", 0))
         assert links[names].registry.away[("alice", 0)] == "bob"
         assert links[names].stats()["heralds"] == 1
+        # the one-way maps on a remote half were queued and went with the next request
+        assert ra.deferred + rb.deferred >= 1
+        assert set(links[names].stats()["by_op"]) <= {"window", "progress", "measure", "p0",
+                                                       "pull", "batch", "rdm", "reset"}
     finally:
         _close(nodes, links)
     _assert_same(want, got)
@@ -264,6 +268,18 @@ def test_strangers_and_garbage_are_refused_and_the_server_keeps_serving():
         assert other.call({"op": "measure", "key": ["alice", 3], "u01": 0.25}) == {
             "out": 0, "r": [0.0, 0.0, 1.0]}
         assert not holder.is_local(("alice", 3))  # alone after the measurement: sent home
+        # queued one-way ops: applied in order before the op; a bad one refuses them all
+        holder.add_qubit(("alice", 4))  # fully mixed
+        x = [1.0, 0, 0, 0, -1.0, 0, 0, 0, -1.0]  # Bloch map of an X flip
+        flip = {"op": "affine", "m": x, "c": [0.0, 0.0, 0.0]}
+        to_zero = {"op": "decohere", "a": 1.0, "b": 0.0, "c": 1.0, "phi": 0.0}  # z -> 1
+        bad = other.call({"op": "p0", "key": ["alice", 4], "before": [to_zero, {"op": "measure"}]})
+        assert bad["error"] == "MalformedRequestError"
+        r = other.call({"op": "p0", "key": ["alice", 4], "before": [flip]})
+        assert r["p0"] == pytest.approx(0.5)  # the refused batch changed nothing
+        holder.add_qubit(("alice", 5))
+        r = other.call({"op": "p0", "key": ["alice", 5], "before": [to_zero, flip]})
+        assert r["p0"] == pytest.approx(0.0)  # |0>, then flipped: in that order
         assert link.stats()["bad_frames"] >= 2
     finally:
         link.close()

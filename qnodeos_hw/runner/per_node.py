@@ -323,8 +323,10 @@ def run_per_node(programs: dict[str, dict], factory: Any, settings: NetworkSetti
                 tf = os.path.join(tmp, f"trace-node-{n}.jsonl")
                 if os.path.exists(tf):
                     trace.extend(load_jsonl(tf))
-            for c in link_children:
-                c.stop()
+            for (a, b), c in zip(_link_pairs(names, settings), link_children):
+                done = c.stop()
+                if done is not None:
+                    net.done[f"link {a}-{b}"] = done
         finally:
             for c in children:
                 c.kill()

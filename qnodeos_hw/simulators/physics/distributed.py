@@ -142,6 +142,13 @@ class DistributedRegistry(_BASE):  # type: ignore[misc,valid-type]
         #: requests this registry sent (forwarded ops, pulls, reads) and pointers followed
         self.forwarded = 0
         self.hops = 0
+        #: one-way ops (affine, u1q, decohere) on own keys held elsewhere, not sent yet:
+        #: they travel as ``before`` with the next request about the key (one round trip
+        #: for a whole gate sequence; their order is kept, and local maps on one qubit
+        #: change nothing another process can observe of its own qubits meanwhile)
+        self._pending: dict[Key, list[dict]] = {}
+        #: one-way ops sent that way
+        self.deferred = 0
         self.extra_ops: dict[str, Callable[[str, dict], "dict | None"]] = {}
         self.server: PhysicsServer | None = None
         if serve:
@@ -204,6 +211,10 @@ class DistributedRegistry(_BASE):  # type: ignore[misc,valid-type]
             raise QubitAddressError(f"no qubit {key} in the registry of '{self.name}' "
                                     "(neither held nor known elsewhere)")
         msg["key"] = list(key)
+        with self.lock:
+            before = self._pending.pop(key, None)
+        if before:
+            msg["before"] = before
         for _ in range(MAX_HOPS):
             if holder == self.name:
                 raise PointerLoopError(holder, self.address, key, "a pointer leads back here")
@@ -236,26 +247,43 @@ class DistributedRegistry(_BASE):  # type: ignore[misc,valid-type]
         self._come_home(key, reply)
         return reply
 
+    def _defer(self, key: Key, msg: dict) -> None:
+        """Queue a one-way op on remote ``key`` (see ``_pending``)."""
+        with self.lock:
+            q = self._pending.setdefault(key, [])
+            q.append(msg)
+            self.deferred += 1
+            full = len(q) >= MAX_BEFORE
+        if full:
+            self.flush(key)
+
+    def flush(self, key: Key) -> None:
+        """Send ``key``'s queued one-way ops now (one round trip; nothing if none)."""
+        with self.lock:
+            if not self._pending.get(key) or key in self._where:
+                return
+        self._forward(key, {"op": "batch"})
+
     # -------------------------------------------------------------- single-key ops
     def apply_affine(self, key, m: Sequence[float], c: Sequence[float] = (0.0, 0.0, 0.0)) -> None:
         with self.lock:
             if key in self._where:
                 return _BASE.apply_affine(self, key, m, c)
-        self._forward(key, {"op": "affine", "m": [float(x) for x in m],
-                            "c": [float(x) for x in c]})
+        self._defer(key, {"op": "affine", "m": [float(x) for x in m],
+                          "c": [float(x) for x in c]})
 
     def apply_unitary_1q(self, key, u: np.ndarray, rot: tuple[float, ...]) -> None:
         with self.lock:
             if key in self._where:
                 return _BASE.apply_unitary_1q(self, key, u, rot)
-        self._forward(key, {"op": "u1q", "u": encode_matrix(u), "rot": [float(x) for x in rot]})
+        self._defer(key, {"op": "u1q", "u": encode_matrix(u), "rot": [float(x) for x in rot]})
 
     def decohere(self, key, a: float, b: float, c: float, phi: float = 0.0) -> None:
         with self.lock:
             if key in self._where:
                 return _BASE.decohere(self, key, a, b, c, phi)
-        self._forward(key, {"op": "decohere", "a": float(a), "b": float(b), "c": float(c),
-                            "phi": float(phi)})
+        self._defer(key, {"op": "decohere", "a": float(a), "b": float(b), "c": float(c),
+                          "phi": float(phi)})
 
     def prob_zero(self, key) -> float:
         with self.lock:
@@ -336,6 +364,8 @@ class DistributedRegistry(_BASE):  # type: ignore[misc,valid-type]
         keys = list(keys)
         if len(set(keys)) != len(keys):
             raise QubitAddressError(f"repeated qubit in {keys}")
+        for q in keys:  # what this node did to them before it reads them
+            self.flush(q)
         for _ in range(MAX_HOPS):
             with self.lock:
                 local = [q for q in keys if q in self._where]
@@ -416,15 +446,34 @@ class DistributedRegistry(_BASE):  # type: ignore[misc,valid-type]
         if key[0] != peer:
             raise PermissionError(f"'{self.name}': '{peer}' may act only on its own qubits, "
                                   f"not {key}")
-        if op == "affine":
-            m, c = get_floats(msg, "m", 9), get_floats(msg, "c", 3)
-            return self._serve(key, lambda: _BASE.apply_affine(self, key, m, c))
-        if op == "u1q":
-            u, rot = decode_matrix(msg.get("u"), "u", 2), get_floats(msg, "rot", 9)
-            return self._serve(key, lambda: _BASE.apply_unitary_1q(self, key, u, tuple(rot)))
-        if op == "decohere":
-            a, b, c, phi = (get_float(msg, f) for f in ("a", "b", "c", "phi"))
-            return self._serve(key, lambda: _BASE.decohere(self, key, a, b, c, phi))
+        before = msg.get("before")
+        if before is not None:  # the owner's queued one-way ops, applied first, in order
+            if not isinstance(before, list) or len(before) > MAX_BEFORE:
+                raise MalformedRequestError(f"'before' must be a list of at most {MAX_BEFORE} "
+                                            "ops")
+            pre = [self._one_way_op(key, m) for m in before]  # all checked before any runs
+
+            def inner(op: str = op) -> dict | None:
+                return self._handle(peer, {k: v for k, v in msg.items() if k != "before"})
+            if op == "pull":
+                with self._arrived:
+                    moved = self._wait_held(key)
+                    if moved is not None:
+                        return moved
+                    for f in pre:
+                        f()
+                return inner()
+            with self._arrived:  # re-entrant: the op itself runs under the same lock
+                moved = self._wait_held(key)
+                if moved is not None:
+                    return moved
+                for f in pre:
+                    f()
+                return inner()
+        if op in ("affine", "u1q", "decohere"):
+            return self._serve(key, self._one_way_op(key, msg))
+        if op == "batch":  # only the queued ops ('before'), already applied
+            return self._serve(key, lambda: None)
         if op == "p0":
             return self._serve(key, lambda: {"p0": _BASE.prob_zero(self, key)})
         if op == "partners":
@@ -451,6 +500,22 @@ class DistributedRegistry(_BASE):  # type: ignore[misc,valid-type]
                 return {"keys": [list(q) for q in sub.keys], "rho": encode_matrix(sub.rho)}
         raise MalformedRequestError(f"unknown op {op!r}")
 
+    def _one_way_op(self, key: Key, msg: Any) -> Callable[[], None]:
+        """The checked map of one affine / u1q / decohere op on ``key`` (not run yet)."""
+        if not isinstance(msg, dict):
+            raise MalformedRequestError("an op must be a JSON object")
+        op = msg.get("op")
+        if op == "affine":
+            m, c = get_floats(msg, "m", 9), get_floats(msg, "c", 3)
+            return lambda: _BASE.apply_affine(self, key, m, c)
+        if op == "u1q":
+            u, rot = decode_matrix(msg.get("u"), "u", 2), get_floats(msg, "rot", 9)
+            return lambda: _BASE.apply_unitary_1q(self, key, u, tuple(rot))
+        if op == "decohere":
+            a, b, c, phi = (get_float(msg, f) for f in ("a", "b", "c", "phi"))
+            return lambda: _BASE.decohere(self, key, a, b, c, phi)
+        raise MalformedRequestError(f"op {op!r} cannot be queued (only affine, u1q, decohere)")
+
     def _serve(self, key: Key, fn: Callable[[], Any], release: bool = False,
                with_r: bool = True) -> dict:
         with self._arrived:
@@ -474,6 +539,10 @@ class DistributedRegistry(_BASE):  # type: ignore[misc,valid-type]
                                    "handed to its link")
             del self._where[key]
             self.away[key] = holder
+
+
+#: one-way ops a node queues for one remote qubit before it sends them anyway
+MAX_BEFORE = 256
 
 
 def _combine(parts: list, keys: list) -> np.ndarray:
@@ -530,8 +599,12 @@ class RemoteStation:
     mixed here (as the shared station does)."""
 
     def __init__(self, model: HeraldingModel, pair: tuple[str, str], registry: DistributedRegistry,
-                 holder: str, name: str = "heralding") -> None:
+                 holder: str, name: str = "heralding", bin_ns: int | None = None) -> None:
         self.model, self.name, self.holder = model, name, holder
+        #: the link pairs windows by this bin: progress within a bin already told is not
+        #: sent again (the station's rendezvous looks at the bin only)
+        self.bin_ns = bin_ns
+        self._told_bin = -1
         self._pair = (str(pair[0]), str(pair[1]))
         self.registry = registry
         self.attempts = 0
@@ -591,7 +664,13 @@ class RemoteStation:
         return self.attempt_window(node, qubit, t_ns, 1)[:2]
 
     def progress(self, node: str, t_ns: int, peer: str | None = None) -> None:
-        """``node``'s clock reached ``t_ns`` (one-way; in order with its windows)."""
+        """``node``'s clock reached ``t_ns`` (one-way; in order with its windows; once
+        per bin)."""
+        if self.bin_ns:
+            k = int(t_ns) // self.bin_ns
+            if k <= self._told_bin:
+                return
+            self._told_bin = k
         self.registry.client(self.holder).send({"op": "progress", "t_ns": int(t_ns)})
 
 

@@ -105,7 +105,8 @@ class LinkServer:
         """Attempts and heralds of the station, and the server's counters."""
         s = self.registry.server
         return {"attempts": self.station.attempts, "heralds": self.station.heralds,
-                **(dict(s.counts) if s is not None else {})}
+                **(dict(s.counts) if s is not None else {}),
+                "by_op": dict(s.by_op) if s is not None else {}}
 
     def close(self) -> None:
         self.registry.close()

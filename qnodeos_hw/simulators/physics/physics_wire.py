@@ -225,6 +225,8 @@ class PhysicsServer:
         self._lock = threading.Lock()
         #: counters: connections accepted (authenticated), refused, bad frames, requests
         self.counts = {"connections": 0, "refused": 0, "bad_frames": 0, "requests": 0}
+        #: requests per op (at most 64 distinct names are counted)
+        self.by_op: dict[str, int] = {}
         self._closed = False
         #: ``on_gone(peer)``: a proven peer's connection ended while serving (its process
         #: died or closed); set by the owner (a link marks the node gone)
@@ -321,6 +323,9 @@ class PhysicsServer:
             return error_reply(MalformedRequestError("a request must be a JSON object with "
                                                      "a string 'op'"))
         self.counts["requests"] += 1
+        by_op = self.by_op
+        if op in by_op or len(by_op) < 64:
+            by_op[op] = by_op.get(op, 0) + 1
         try:
             return self._handler(peer, msg)
         except Exception as exc:  # named in the reply; the server goes on
