@@ -215,8 +215,9 @@ class ProgramOutcome:
     error: str | None = None
 
 
-#: wall seconds the other programs get to end after one program failed
-PARTNER_GRACE_S = 2.0
+#: wall seconds the other programs get to end after one program failed (an app that
+#: fails ends within about a second: issue 16)
+PARTNER_GRACE_S = 0.5
 
 
 def run_programs(app: AppDir, inputs: dict[str, dict] | None = None,
