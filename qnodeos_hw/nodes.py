@@ -90,6 +90,8 @@ def simulated_nv_network(names: tuple[str, ...] = ("client", "server"), seed: in
                                     bin_ns=bin_ns)
                 for k, (p, g) in enumerate(zip(pairs, link_gens))}
     table, program = _nv_program(calibration_file, num_qubits - 1)
+    from .simulators.nv_lab import check_attempt_duration
+    check_attempt_duration(calibration_file, models.heralding)  # one attempt duration
     nodes: dict[str, SimulatedNode] = {}
     try:
         for name, gen in zip(names, gens[1:]):
@@ -141,6 +143,9 @@ def _wire_nv_node(name: str, names: tuple[str, ...], physics: Any, mine: list, s
         links[p[1] if p[0] == name else p[0]] = k
     clock = VirtualClock()
     st_ = open_nv_node(physics=physics, clock=clock, seed=seed, name=name, program=program)
+    if mine:  # the controller times attempts by the heralding model's duration (Par_8)
+        from .simulators.adwin_sim import PAR_ENT_ATTEMPT_NS
+        st_.lab.adwin.Set_Par(PAR_ENT_ATTEMPT_NS, int(mine[0][1].model.attempt_duration_ns))
     if len(names) > 2:  # the controller selects the optical link per attempt window
         from .simulators.adwin_sim import PAR_OPTICAL_LINKS
         st_.lab.adwin.Set_Par(PAR_OPTICAL_LINKS, max(1, len(links)))
@@ -205,6 +210,8 @@ def simulated_nv_node_distributed(name: str, names: tuple[str, ...], seed: int =
                 mine.append((p, cls(models.heralding, p, registry, link_holder(p),
                                     name=_station_name(k, p), bin_ns=bin_ns)))
         table, program = _nv_program(calibration_file, num_qubits - 1)
+        from .simulators.nv_lab import check_attempt_duration
+        check_attempt_duration(calibration_file, models.heralding)  # one attempt duration
         node = _wire_nv_node(name, names, physics, mine, seed, num_qubits, table, program)
     except Exception:
         registry.close()

@@ -239,3 +239,25 @@ def open_nv_node(physics: NVQubitBackend | None = None, clock: Clock | None = No
             node.close()
             raise
     return node
+
+
+class AttemptDurationMismatchError(ValueError):
+    """The calibration's entanglement attempt (``ent_attempt_duration_s``, the AWG's
+    attempt entry) and the noise model's (``heralding.attempt_duration_ns``, what the
+    physics and the controller's Par_8 time an attempt by) disagree."""
+
+
+def check_attempt_duration(calibration_file: Any, heralding: Any) -> int:
+    """One attempt duration (ns) for the whole simulated node: the noise model's
+    ``heralding.attempt_duration_ns`` (physics, Par_8, ``attempts_per_bin: auto``); the
+    calibration's ``ent_attempt_duration_s`` must agree within 1 ns, or
+    :class:`AttemptDurationMismatchError` names both files and values."""
+    from ..waveforms.calibration import load_calibration
+    cal = load_calibration(calibration_file)
+    ns = int(heralding.attempt_duration_ns)
+    if abs(cal.ent_attempt_duration_s * 1e9 - ns) > 1.0:
+        raise AttemptDurationMismatchError(
+            f"entanglement attempt: calibration {cal.source} has ent_attempt_duration_s = "
+            f"{cal.ent_attempt_duration_s!r} s, the noise model's heralding.attempt_duration_ns "
+            f"is {ns} ns; give both the same duration")
+    return ns
