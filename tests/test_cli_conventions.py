@@ -71,7 +71,7 @@ def _help(argv) -> str:
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("argv, names", [([], "{demo,waveforms,sequences,station,run,calibrate,trace,node,link}"),
+@pytest.mark.parametrize("argv, names", [([], "{demo,waveforms,sequences,station,run,node,link,calibrate,trace}"),
                                          (["demo"], "{main,ticks,dqc,lgt,multitask}"),
                                          (["calibrate"], "{rabi,ramsey,dd,ssro}")])
 def test_missing_sub_command_names_the_choices(capsys, argv, names):
