@@ -37,6 +37,7 @@ def test_cli_builds_everything(tmp_path, capsys):
 def test_cli_custom_and_bad_calibration(tmp_path, capsys):
     d = load_calibration().to_dict()
     d["dd_tau_s"] = 5e-6
+    d["ent_attempt_duration_s"] = 3.8e-6  # the attempt entry must fit between DD pulses
     good = tmp_path / "good.yaml"
     good.write_text(yaml.safe_dump(d))
     assert main(["waveforms", "build", "--calibration", str(good), "--out", str(tmp_path / "g")]) == 0
