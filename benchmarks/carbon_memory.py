@@ -58,7 +58,7 @@ def carbon_t_coh(num_attempts=(0, 250, 500, 1000, 2000, 4000)) -> dict:
 
 def teleport_time(seeds=(1, 2, 3)) -> dict:
     import netqasm
-    from qnodeos_hw.cnpu.network import NVNetworkFactory, NetworkSettings, run_app_dir
+    from qnodeos_hw.runner.network import NVNetworkFactory, NetworkSettings, run_app_dir
     app = os.path.join(os.path.dirname(netqasm.__file__), "examples", "apps", "teleport")
     modelled, wall = [], []
     for seed in seeds:

@@ -10,7 +10,7 @@ import time
 import netqasm
 import pytest
 
-from qnodeos_hw.cnpu.network import NVNetworkFactory, NetworkSettings, run_app_dir
+from qnodeos_hw.runner.network import NVNetworkFactory, NetworkSettings, run_app_dir
 
 APPS = os.path.join(os.path.dirname(netqasm.__file__), "examples", "apps")
 

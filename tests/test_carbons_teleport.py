@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from netqasm.runtime.settings import Simulator
 
-from qnodeos_hw.cnpu.network import NVNetworkFactory, NetworkSettings, run_app_dir
+from qnodeos_hw.runner.network import NVNetworkFactory, NetworkSettings, run_app_dir
 from qnodeos_hw.simulators.physics import load_noise_models
 
 APP = os.path.join(os.path.dirname(netqasm.__file__), "examples", "apps", "teleport")

@@ -29,10 +29,7 @@ def _imports(package: str) -> dict[str, set[str]]:
 
 
 def test_cnpu_imports_only_the_protocol_and_the_time_base():
-    shims = {"network.py"}  # moved to qnodeos_hw.runner.network; the old name stays
     for name, pkgs in _imports("cnpu").items():
-        if name in shims:
-            continue
         assert pkgs <= {"protocol", "timebase"}, f"cnpu/{name} imports {sorted(pkgs)}"
 
 
