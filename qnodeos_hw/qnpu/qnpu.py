@@ -773,6 +773,8 @@ class QNPU:
                 _, rho = self.driver.group_state(phys[0])
             else:
                 rho = self.driver.qubit_state(phys)
+            # when the state was read (node time): what a model of the memories' decay needs
+            self._record("qubit_state_read", proc.pid, qubits=list(phys))
             return {"ok": True, "re": np.real(rho).tolist(), "im": np.imag(rho).tolist()}
         except NotSimulatedError as exc:
             return {"ok": False, "error": "NotSimulatedError", "message": str(exc)}
