@@ -1,7 +1,7 @@
 """A run's event trace as Chrome / Perfetto trace-event JSON.
 
 ``qnodeos-hw run APP_DIR --trace run.jsonl`` writes the node events as JSON lines
-(:mod:`qnodeos_hw.qnpu.trace`); ``qnodeos-hw trace export run.jsonl --out run.json``
+(:mod:`qnodeos_hw.protocol.trace`); ``qnodeos-hw trace export run.jsonl --out run.json``
 turns them into the `trace-event format
 <https://docs.google.com/document/d/1CvAClvFfyA5R-PhYUmn5OOQtYMH4h6I0nSsKchNAySU>`_
 that ``ui.perfetto.dev`` and ``chrome://tracing`` open, so a run's interleaving (the
@@ -68,7 +68,7 @@ def _us(t_ns: int | float) -> float:
 def to_trace_events(events: Iterable[Any]) -> dict:
     """Trace-event JSON (a dict with ``traceEvents``) of ``events``: dicts as in the
     JSON-lines trace (``t_ns``, ``node``, ``kind``, ``pid``, ``data``) or
-    :class:`~qnodeos_hw.qnpu.trace.TraceEvent` objects. See the module docstring for
+    :class:`~qnodeos_hw.protocol.trace.TraceEvent` objects. See the module docstring for
     the tracks."""
     evs = [_as_dict(e) for e in events]
     skipped = sum(1 for e in evs if int(e.get("t_ns", -1)) < 0)

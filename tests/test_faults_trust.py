@@ -20,7 +20,7 @@ from qnodeos_hw.qdevice.clock import VirtualClock
 from qnodeos_hw.qdrivers.ideal import IdealQDriver
 from qnodeos_hw.qnpu import QNPU, QNPUServer
 from qnodeos_hw.qnpu.errors import PeerProtocolError
-from qnodeos_hw.qnpu.framing import FrameTooLargeError, recv_frame, send_frame
+from qnodeos_hw.protocol.framing import FrameTooLargeError, recv_frame, send_frame
 from qnodeos_hw.qnpu.netstack import check_peer_message
 from qnodeos_hw.qnpu.qnpu import EXT_ERROR, EXT_STATE_REP, EXT_STATE_REQ
 

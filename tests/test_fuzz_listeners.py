@@ -27,7 +27,7 @@ from qnodeos_hw.qdevice.clock import VirtualClock
 from qnodeos_hw.qdrivers.ideal import IdealQDriver
 from qnodeos_hw.qnpu import QNPU, QNPUServer, Trace
 from qnodeos_hw.qnpu import errors as qerr
-from qnodeos_hw.qnpu.framing import recv_frame, send_frame
+from qnodeos_hw.protocol.framing import recv_frame, send_frame
 from qnodeos_hw.qnpu.peers import LocalPeerBus
 from qnodeos_hw.qnpu.qnpu import EXT_ERROR
 

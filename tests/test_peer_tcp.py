@@ -13,10 +13,10 @@ import time
 import pytest
 
 from qnodeos_hw.runner.network import IdealNetworkFactory, NetworkSettings, run_mains
-from qnodeos_hw.qnpu.framing import recv_frame, send_frame
+from qnodeos_hw.protocol.framing import recv_frame, send_frame
 from qnodeos_hw.qnpu.peer_tcp import MAX_PEER_FRAME, TcpPeerBus, peer_mac
 from qnodeos_hw.qnpu.peers import PeerUnreachableError
-from qnodeos_hw.qnpu.trace import modelled_bytes, without_wall
+from qnodeos_hw.protocol.trace import modelled_bytes, without_wall
 
 
 APPS = "qnodeos_hw.experiments.apps"

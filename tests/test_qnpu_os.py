@@ -15,7 +15,7 @@ from netqasm.lang.parsing import parse_text_subroutine
 from qnodeos_hw.qdevice.clock import VirtualClock
 from qnodeos_hw.qdrivers.ideal import IdealQDriver
 from qnodeos_hw.qnpu import QMMU, QNPU, Process, QNPUServer, QubitAllocationError, Scheduler
-from qnodeos_hw.qnpu.framing import recv_frame, send_frame
+from qnodeos_hw.protocol.framing import recv_frame, send_frame
 from qnodeos_hw.qnpu.process import NETWORK_PRIORITY, USER_PRIORITY
 from qnodeos_hw.qnpu.qnpu import EXT_ERROR
 from qnodeos_hw.qnpu.qmmu import NETWORK_PID

@@ -15,7 +15,7 @@ import pytest
 
 from qnodeos_hw.runner.network import NVNetworkFactory, NetworkSettings, SimulatedNetwork, run_app_dir
 from qnodeos_hw.experiments import dqc, lgt, multitask
-from qnodeos_hw.qnpu.trace import modelled_bytes, without_wall
+from qnodeos_hw.protocol.trace import modelled_bytes, without_wall
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Latency of DQC iterations from a network trace (:class:`qnodeos_hw.qnpu.trace.Trace`).
+"""Latency of DQC iterations from a network trace (:class:`qnodeos_hw.protocol.trace.Trace`).
 
 For each client/server iteration the chain that the server's qubit waits through is
 cut at trace events (wall clock ``wall_ns`` for host-side steps, virtual ``t_ns`` for

@@ -9,6 +9,6 @@ from .process import Process, ProcessState, Scheduler
 from .qmmu import QMMU
 from .qnpu import QNPU, QNPUConfig
 from .server import QNPUServer
-from .trace import Trace, TraceEvent
+from ..protocol.trace import Trace, TraceEvent
 
 __all__ = [n for n in dir() if not n.startswith("_")]

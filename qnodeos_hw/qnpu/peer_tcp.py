@@ -25,7 +25,7 @@ import socket
 import threading
 from typing import Callable
 
-from .framing import FramingError, close_listener, recv_frame, send_frame
+from ..protocol.framing import FramingError, close_listener, recv_frame, send_frame
 from .peers import PeerUnreachableError
 
 log = logging.getLogger(__name__)

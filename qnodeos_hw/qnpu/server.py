@@ -20,7 +20,7 @@ import threading
 import time
 from collections import deque
 
-from .framing import FrameTooLargeError, FramingError, close_listener, recv_frame
+from ..protocol.framing import FrameTooLargeError, FramingError, close_listener, recv_frame
 from .qnpu import QNPU
 
 #: largest host -> QNPU frame (bytes): netqasm subroutines are 10-1,000 bytes

@@ -30,7 +30,7 @@ from ..qnpu.peer_tcp import TcpPeerBus
 from ..qnpu.peers import LocalPeerBus
 from ..qnpu.qnpu import QNPU, QNPUConfig
 from ..qnpu.server import QNPUServer
-from ..qnpu.trace import Trace, load_jsonl
+from ..protocol.trace import Trace, load_jsonl
 from ..timebase import ClockServer, LatencyModel, TimeCoordinator, load_latency_model
 from ..cnpu.directory import NetworkDirectory, NodeEntry
 from ..cnpu.timing import CNPUClocks, program_lp

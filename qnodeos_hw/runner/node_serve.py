@@ -69,7 +69,7 @@ class NodeProcess:
         from ..qnpu.peer_tcp import TcpPeerBus
         from ..qnpu.qnpu import QNPU, QNPUConfig
         from ..qnpu.server import QNPUServer
-        from ..qnpu.trace import Trace
+        from ..protocol.trace import Trace
         from ..timebase import LatencyModel, RemoteCoordinator
 
         self.session = s = session

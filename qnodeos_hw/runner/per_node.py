@@ -33,7 +33,7 @@ from typing import Any
 
 from ..cnpu.directory import NetworkDirectory, NodeEntry
 from ..cnpu.timing import program_lp
-from ..qnpu.trace import Trace, load_jsonl
+from ..protocol.trace import Trace, load_jsonl
 from ..timebase import ClockServer, LatencyModel, TimeCoordinator, load_latency_model
 from .network import NetworkSettings, RunResult, _free_port, run_cnpu_processes
 from .session import LinkSession, NodeSession, settings_to_dict, write_private
