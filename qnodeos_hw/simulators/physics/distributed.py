@@ -452,24 +452,13 @@ class DistributedRegistry(_BASE):  # type: ignore[misc,valid-type]
                 raise MalformedRequestError(f"'before' must be a list of at most {MAX_BEFORE} "
                                             "ops")
             pre = [self._one_way_op(key, m) for m in before]  # all checked before any runs
-
-            def inner(op: str = op) -> dict | None:
-                return self._handle(peer, {k: v for k, v in msg.items() if k != "before"})
-            if op == "pull":
-                with self._arrived:
-                    moved = self._wait_held(key)
-                    if moved is not None:
-                        return moved
-                    for f in pre:
-                        f()
-                return inner()
             with self._arrived:  # re-entrant: the op itself runs under the same lock
                 moved = self._wait_held(key)
                 if moved is not None:
                     return moved
                 for f in pre:
                     f()
-                return inner()
+                return self._handle(peer, {k: v for k, v in msg.items() if k != "before"})
         if op in ("affine", "u1q", "decohere"):
             return self._serve(key, self._one_way_op(key, msg))
         if op == "batch":  # only the queued ops ('before'), already applied
