@@ -19,6 +19,7 @@ time with the same bytes (tests compare them).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import queue
@@ -244,7 +245,9 @@ def run_per_node(programs: dict[str, dict], factory: Any, settings: NetworkSetti
             coordinator.expect(f"qnpu:{n}", kind="qnpu")
         for r in programs:
             coordinator.expect(program_lp(r))
-    st = replace_settings(settings, latency)
+    # what a node process needs, with the latency model this runner uses
+    st = settings_to_dict(dataclasses.replace(settings, latency=latency))
+    pairs = _link_pairs(names, settings)
     children: list[_Child] = []
     trace = Trace(instructions=settings.trace_instructions, ordered=modelled)
     net: ProcessNetwork | None = None
@@ -252,7 +255,7 @@ def run_per_node(programs: dict[str, dict], factory: Any, settings: NetworkSetti
         try:
             links: dict[str, list] = {}
             link_children: list[_Child] = []
-            for a, b in _link_pairs(names, settings):
+            for a, b in pairs:
                 ls = LinkSession(link=f"{a}-{b}", nodes=(a, b), network_nodes=tuple(names),
                                  host=settings.host, port=0, build=build, physics_key=physics_key)
                 f = os.path.join(tmp, f"link-{a}-{b}.json")
@@ -261,12 +264,12 @@ def run_per_node(programs: dict[str, dict], factory: Any, settings: NetworkSetti
                                              "--session", f])
                 children.append(c)
                 link_children.append(c)
-            for c, (a, b) in zip(link_children, _link_pairs(names, settings)):
+            for c, (a, b) in zip(link_children, pairs):
                 links[f"{a}-{b}"] = c.expect("ready", START_TIMEOUT_S)["address"]
             node_children: dict[str, _Child] = {}
             for n in names:
                 mine = {(b if a == n else a): {"address": links[f"{a}-{b}"]}
-                        for a, b in _link_pairs(names, settings) if n in (a, b)}
+                        for a, b in pairs if n in (a, b)}
                 ns = NodeSession(
                     node=n, nodes=tuple(names), host=settings.host,
                     qnpu_port=settings.ports.get(n, (0, 0))[0], peer_port=0,
@@ -323,7 +326,7 @@ def run_per_node(programs: dict[str, dict], factory: Any, settings: NetworkSetti
                 tf = os.path.join(tmp, f"trace-node-{n}.jsonl")
                 if os.path.exists(tf):
                     trace.extend(load_jsonl(tf))
-            for (a, b), c in zip(_link_pairs(names, settings), link_children):
+            for (a, b), c in zip(pairs, link_children):
                 done = c.stop()
                 if done is not None:
                     net.done[f"link {a}-{b}"] = done
@@ -334,10 +337,3 @@ def run_per_node(programs: dict[str, dict], factory: Any, settings: NetworkSetti
                 clock_server.close()
     assert net is not None
     return RunResult(outcomes, trace, net)  # type: ignore[arg-type]
-
-
-def replace_settings(settings: NetworkSettings, latency: LatencyModel | None) -> dict:
-    """The settings a node process gets, with the latency model the runner uses."""
-    d = settings_to_dict(settings)
-    d["latency"] = latency.to_dict() if latency is not None else None
-    return d

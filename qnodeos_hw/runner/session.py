@@ -117,14 +117,18 @@ class LinkSession:
                    physics_key=_get(d, "physics_key", str, source))
 
 
-def _object(text: str, source: str, kind: str) -> dict:
+def _object(text: str, source: str, kind: str | None) -> dict:
+    """The session object in ``text``, of ``kind`` ('node', 'link'; None: either)."""
     try:
         d = json.loads(text)
     except ValueError as exc:
         raise SessionError(f"{source}: not JSON ({exc})") from None
     if not isinstance(d, dict) or d.get("session") != 1:
         raise SessionError(f"{source}: not a session file (needs 'session: 1')")
-    if d.get("kind") != kind:
+    if kind is None and d.get("kind") not in ("node", "link"):
+        raise SessionError(f"{source}: field 'kind' must be 'node' or 'link', got "
+                           f"{d.get('kind')!r}")
+    if kind is not None and d.get("kind") != kind:
         raise SessionError(f"{source}: a {d.get('kind')!r} session, expected a {kind!r} one")
     return d
 
@@ -149,19 +153,8 @@ def read_session(path: str) -> NodeSession | LinkSession:
     """The node or link session in ``path``."""
     with open(path, encoding="utf-8") as fp:
         text = fp.read()
-    kind = _object_kind(text, path)
+    kind = _object(text, path, None)["kind"]
     return (NodeSession if kind == "node" else LinkSession).from_json(text, path)
-
-
-def _object_kind(text: str, source: str) -> str:
-    try:
-        d = json.loads(text)
-    except ValueError as exc:
-        raise SessionError(f"{source}: not JSON ({exc})") from None
-    kind = d.get("kind") if isinstance(d, dict) else None
-    if kind not in ("node", "link"):
-        raise SessionError(f"{source}: field 'kind' must be 'node' or 'link', got {kind!r}")
-    return kind
 
 
 def settings_to_dict(settings: Any) -> dict[str, Any]:

@@ -422,6 +422,10 @@ class ClockClient:
         self._lock = threading.Lock()
         _send(self._sock, {"token": token}, self._lock)
 
+    def recv(self) -> dict | None:
+        """The next frame from the clock (None: the connection closed); one reader."""
+        return _recv(self._sock)
+
     def send(self, msg: dict) -> None:
         try:
             _send(self._sock, msg, self._lock)
@@ -453,10 +457,9 @@ class RemoteCoordinator:
         self._reader.start()
 
     def _read(self) -> None:
-        sock = self._client._sock
         try:
             while True:
-                msg = _recv(sock)
+                msg = self._client.recv()
                 if msg is None:
                     self.lost = "the shared clock closed the connection"
                     return
