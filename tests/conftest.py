@@ -19,6 +19,33 @@ def pytest_sessionstart(session):
             "./run test (it rebuilds) or pip install -e . again")
 
 
+def write_epr_app(app, pairs: int = 2) -> str:
+    """A two-node netqasm app directory at ``app``: alice creates ``pairs`` EPR pairs with
+    bob, both measure each half at once (one qubit per node); results ``{'m': [...]}``."""
+    app.mkdir(parents=True, exist_ok=True)
+    (app / "app_alice.py").write_text(
+        "from netqasm.sdk import EPRSocket\n"
+        "from netqasm.sdk.external import NetQASMConnection\n"
+        "def main(app_config=None):\n"
+        "    epr = EPRSocket('bob')\n"
+        "    out = []\n"
+        "    with NetQASMConnection(app_config.app_name, epr_sockets=[epr]) as conn:\n"
+        f"        for _ in range({pairs}):\n"
+        "            out.append(epr.create_keep()[0].measure())\n"
+        "            conn.flush()\n"
+        "    return {'m': [int(x) for x in out]}\n")
+    alice = (app / "app_alice.py").read_text()
+    (app / "app_bob.py").write_text(alice.replace("'bob'", "'alice'")
+                                    .replace("create_keep", "recv_keep"))
+    return str(app)
+
+
+@pytest.fixture
+def epr_app(tmp_path):
+    """``epr_app(pairs=2)``: :func:`write_epr_app` in ``tmp_path / 'app'``; its path."""
+    return lambda pairs=2: write_epr_app(tmp_path / "app", pairs)
+
+
 def _run_straightline(driver, subroutine, qubit_map=None):
     """Run a straight-line NetQASM subroutine through a QDriver (test helper, not the
     QNPU): ``set`` fills registers, qubit registers resolve through ``qubit_map``

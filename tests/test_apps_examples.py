@@ -85,24 +85,11 @@ def test_cli_rejects_unknown_station_keys(tmp_path, capsys):
         cli_main(argv + ["--debug"])
 
 
-def test_nv_stack_plugs_in_through_the_node_factory(tmp_path):
+def test_nv_stack_plugs_in_through_the_node_factory(epr_app):
     """The simulated NV station (physics -> instruments -> NVQDriver) under the QNPUs."""
     from qnodeos_hw.runner.network import NVNetworkFactory
-    app = tmp_path
-    (app / "app_alice.py").write_text(
-        "from netqasm.sdk import EPRSocket\n"
-        "from netqasm.sdk.external import NetQASMConnection\n"
-        "def main(app_config=None):\n"
-        "    epr = EPRSocket('bob')\n"
-        "    out = []\n"
-        "    with NetQASMConnection(app_config.app_name, epr_sockets=[epr]) as conn:\n"
-        "        for _ in range(2):\n"
-        "            out.append(epr.create_keep()[0].measure())\n"
-        "            conn.flush()\n"
-        "    return {'m': [int(x) for x in out]}\n")
-    (app / "app_bob.py").write_text(
-        (app / "app_alice.py").read_text().replace("'bob'", "'alice'").replace("create_keep", "recv_keep"))
-    res = run_app_dir(str(app), NVNetworkFactory(seed=3, num_qubits=1),
+    app = epr_app(pairs=2)
+    res = run_app_dir(app, NVNetworkFactory(seed=3, num_qubits=1),
                       NetworkSettings(bin_ns=10_000_000, seed=3, trace_instructions=False), timeout_s=60)
     assert res.ok, {r: o.error for r, o in res.outcomes.items() if o.error}
     assert all(len(res.results[r]["m"]) == 2 for r in ("alice", "bob"))

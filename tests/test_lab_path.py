@@ -17,6 +17,7 @@ from qnodeos_hw.cli import main
 from qnodeos_hw.runner.network import NetworkSettings, NVNetworkFactory, run_app_dir
 from qnodeos_hw.instruments.station_check import StationInstrumentError
 from qnodeos_hw.instruments.stations import station_file
+from qnodeos_hw.protocol.trace import load_jsonl, modelled_bytes
 from qnodeos_hw.networks import NetworkConfigError, load_network
 from qnodeos_hw.networks.build import (NodeInstrumentError, StationNVNetworkFactory,
                                        StationRoleError, plan_network)
@@ -25,38 +26,8 @@ from qnodeos_hw.qdevice.realtime import RealTimeClock
 SIM_STATION = "qnodeos_hw.instruments.stations:sim.yaml"
 
 
-def _app(tmp_path, pairs=2):
-    """alice creates ``pairs`` EPR pairs with bob, both measure (one qubit per node)."""
-    app = tmp_path / "app"
-    app.mkdir()
-    (app / "app_alice.py").write_text(
-        "from netqasm.sdk import EPRSocket\n"
-        "from netqasm.sdk.external import NetQASMConnection\n"
-        "def main(app_config=None):\n"
-        "    epr = EPRSocket('bob')\n"
-        "    out = []\n"
-        "    with NetQASMConnection(app_config.app_name, epr_sockets=[epr]) as conn:\n"
-        f"        for _ in range({pairs}):\n"
-        "            out.append(epr.create_keep()[0].measure())\n"
-        "            conn.flush()\n"
-        "    return {'m': [int(x) for x in out]}\n")
-    (app / "app_bob.py").write_text((app / "app_alice.py").read_text()
-                                    .replace("'bob'", "'alice'").replace("create_keep", "recv_keep"))
-    return str(app)
-
-
 def _last_json(out: str):
     return json.loads(out.strip().splitlines()[-1])
-
-
-def _events(path):
-    """Trace lines without the fields that are wall time (names starting with 'wall')."""
-    out = []
-    for line in open(path, encoding="utf-8"):
-        ev = json.loads(line)
-        out.append(json.dumps({k: v for k, v in ev.items() if not k.startswith("wall")},
-                              sort_keys=True))
-    return out
 
 
 def _network(tmp_path, station: str, mode: str, clock: str | None = None, name="net.yaml"):
@@ -121,10 +92,11 @@ def test_real_time_clock_sleeps_in_wall_time():
     ("adwin", "adwin", "1", "ADwinLibraryMissingError"),
 ])
 def test_lab_station_fails_within_its_timeout_in_one_typed_line(tmp_path, capsys, unused_port,
-                                                                first, instrument, address, cause):
+                                                                first, instrument, address, cause,
+                                                                epr_app):
     station = _lab_station(tmp_path, unused_port, first)
     net = _network(tmp_path, str(station), "host")
-    app = _app(tmp_path)
+    app = epr_app()
     t = time.perf_counter()
     assert main(["run", app, "--network", str(net)]) == 2
     assert time.perf_counter() - t < 2.0 + 3.0  # the HDAWG's 2 s timeout, and then some
@@ -164,8 +136,9 @@ def test_station_without_an_nv_instrument_is_named(tmp_path):
 
 
 # ---------------------------------------------------------------------- simulated backends
-def test_station_factory_over_simlab_backends_equals_the_simulated_network(tmp_path, capsys):
-    app = _app(tmp_path)
+def test_station_factory_over_simlab_backends_equals_the_simulated_network(tmp_path, capsys,
+                                                                           epr_app):
+    app = epr_app()
     net = _network(tmp_path, SIM_STATION, "modelled")
     trace = tmp_path / "station.jsonl"
     assert main(["run", app, "--network", str(net), "--seed", "3", "--trace", str(trace)]) == 0
@@ -176,16 +149,17 @@ def test_station_factory_over_simlab_backends_equals_the_simulated_network(tmp_p
                       NetworkSettings(bin_ns=10_000_000, seed=3, attempts_per_bin=2000))
     assert res.ok and res.results == cli
     res.trace.save(str(tmp_path / "builtin.jsonl"))
-    assert _events(trace) == _events(tmp_path / "builtin.jsonl")
+    assert (modelled_bytes(load_jsonl(str(trace)))
+            == modelled_bytes(load_jsonl(str(tmp_path / "builtin.jsonl"))))
 
 
 @pytest.mark.skipif(os.environ.get("QNODEOS_HW_REALTIME_TESTS") != "1",
                     reason="paced real time: whether both ends meet in one bin depends on the "
                            "host's load (it hung once beside another test worker); run with "
                            "QNODEOS_HW_REALTIME_TESTS=1")
-def test_station_factory_on_the_real_time_clock(tmp_path, capsys):
+def test_station_factory_on_the_real_time_clock(tmp_path, capsys, epr_app):
     """clock: paced over simulated backends: the QNPU's bin wait sleeps in real time."""
-    app = _app(tmp_path, pairs=1)
+    app = epr_app(pairs=1)
     net = _network(tmp_path, SIM_STATION, "host", clock="paced")
     trace = tmp_path / "paced.jsonl"
     t = time.perf_counter()
@@ -201,7 +175,8 @@ def test_station_factory_on_the_real_time_clock(tmp_path, capsys):
     assert all(k * 10_000_000 <= h["t_ns"] < wall_ns for h in heralds)  # real time
 
 
-def test_a_station_failing_half_way_leaves_no_instrument_open(tmp_path, capsys, unused_port):
+def test_a_station_failing_half_way_leaves_no_instrument_open(tmp_path, capsys, unused_port,
+                                                              epr_app):
     """HDAWG and ADwin load (simulated), the MW source does not: the error names it, and
     the next run in this process can load the same instruments again."""
     doc = yaml.safe_load(station_file("sim").read_text())
@@ -210,7 +185,7 @@ def test_a_station_failing_half_way_leaves_no_instrument_open(tmp_path, capsys, 
     mw["init"] = {"timeout": 1}
     station = tmp_path / "bad_mw.yaml"
     station.write_text(yaml.safe_dump(doc, sort_keys=False))
-    app = _app(tmp_path, pairs=1)
+    app = epr_app(pairs=1)
     assert main(["run", app, "--network", str(_network(tmp_path, str(station), "modelled"))]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "NodeInstrumentError: node 'alice'" in err[0]

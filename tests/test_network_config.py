@@ -17,6 +17,7 @@ import yaml
 from qnodeos_hw.cli import main
 from qnodeos_hw.runner.network import (IdealNetworkFactory, NetworkSettings, NVNetworkFactory,
                                      run_app_dir)
+from qnodeos_hw.protocol.trace import load_jsonl, modelled_bytes
 from qnodeos_hw.networks import (NETWORK_DIR, NetworkConfigError, NetworkNotFoundError,
                                  UnsupportedNetworkError, load_network, network_from_dict,
                                  shipped_networks)
@@ -25,38 +26,8 @@ from qnodeos_hw.networks.build import NetworkBindingError, check_supported, plan
 APPS = os.path.join(os.path.dirname(netqasm.__file__), "examples", "apps")
 
 
-def _app(tmp_path, pairs=2):
-    """alice creates ``pairs`` EPR pairs with bob, both measure (one qubit per node)."""
-    app = tmp_path / "app"
-    app.mkdir()
-    (app / "app_alice.py").write_text(
-        "from netqasm.sdk import EPRSocket\n"
-        "from netqasm.sdk.external import NetQASMConnection\n"
-        "def main(app_config=None):\n"
-        "    epr = EPRSocket('bob')\n"
-        "    out = []\n"
-        "    with NetQASMConnection(app_config.app_name, epr_sockets=[epr]) as conn:\n"
-        f"        for _ in range({pairs}):\n"
-        "            out.append(epr.create_keep()[0].measure())\n"
-        "            conn.flush()\n"
-        "    return {'m': [int(x) for x in out]}\n")
-    (app / "app_bob.py").write_text((app / "app_alice.py").read_text()
-                                    .replace("'bob'", "'alice'").replace("create_keep", "recv_keep"))
-    return str(app)
-
-
 def _last_json(out: str):
     return json.loads(out.strip().splitlines()[-1])
-
-
-def _events(path):
-    """Trace lines without the fields that are wall time (names starting with 'wall')."""
-    out = []
-    for line in open(path, encoding="utf-8"):
-        ev = json.loads(line)
-        out.append(json.dumps({k: v for k, v in ev.items() if not k.startswith("wall")},
-                              sort_keys=True))
-    return out
 
 
 # ---------------------------------------------------------------------- shipped networks
@@ -74,10 +45,10 @@ def test_shipped_networks_validate():
     assert load_network(NETWORK_DIR / "nv_3node.yaml").nodes.keys() == nv3.nodes.keys()
 
 
-def test_unknown_network_name_lists_the_shipped_ones(tmp_path, capsys):
+def test_unknown_network_name_lists_the_shipped_ones(tmp_path, capsys, epr_app):
     with pytest.raises(NetworkNotFoundError, match="ideal_2node, nv_2node, nv_3node"):
         load_network("ideal_3node")
-    assert main(["run", _app(tmp_path), "--network", "ideal_3node"]) == 2
+    assert main(["run", epr_app(), "--network", "ideal_3node"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("qnodeos-hw run: NetworkNotFoundError:")
 
@@ -161,12 +132,12 @@ def test_bad_latency_file_and_station_name_their_own_cause(tmp_path):
     assert ei.value.key == "nodes.alice.station"
 
 
-def test_invalid_yaml_and_cli_line(tmp_path, capsys):
+def test_invalid_yaml_and_cli_line(tmp_path, capsys, epr_app):
     path = tmp_path / "broken.yaml"
     path.write_text("network: 1\nnodes: [\n")
     with pytest.raises(NetworkConfigError, match="not valid YAML"):
         load_network(path)
-    assert main(["run", _app(tmp_path), "--network", str(path)]) == 2
+    assert main(["run", epr_app(), "--network", str(path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("qnodeos-hw run: NetworkConfigError: ")
     assert str(path) in err[0] and "Traceback" not in err[0]
@@ -184,14 +155,15 @@ def test_run_ideal_2node_equals_the_network_built_in_code(tmp_path, capsys):
     code = json.loads(json.dumps(res.results, default=str))
     assert cli == code and cli["alice"]["qber"] == 0
     res.trace.save(str(tmp_path / "code.jsonl"))
-    assert _events(trace) == _events(tmp_path / "code.jsonl")
+    assert (modelled_bytes(load_jsonl(str(trace)))
+            == modelled_bytes(load_jsonl(str(tmp_path / "code.jsonl"))))
     # another seed gives other outcomes (the comparison can fail)
     assert main(["run", app, "--network", "ideal_2node", "--seed", "6"]) == 0
     assert _last_json(capsys.readouterr().out) != cli
 
 
-def test_run_nv_2node_equals_the_network_built_in_code(tmp_path, capsys):
-    app = _app(tmp_path)
+def test_run_nv_2node_equals_the_network_built_in_code(tmp_path, capsys, epr_app):
+    app = epr_app()
     assert main(["run", app, "--network", "nv_2node", "--seed", "3"]) == 0
     cli = _last_json(capsys.readouterr().out)
     res = run_app_dir(app, NVNetworkFactory(seed=3, num_qubits=1),
@@ -280,9 +252,9 @@ def test_old_network_model_on_station_runs_with_a_deprecation_warning(tmp_path, 
     assert _last_json(capsys.readouterr().out) == _last_json(cap.out)
 
 
-def test_a_qcodes_station_on_run_station_points_to_the_network_file(tmp_path, capsys):
+def test_a_qcodes_station_on_run_station_points_to_the_network_file(tmp_path, capsys, epr_app):
     from qnodeos_hw.instruments.stations import station_file
-    assert main(["run", _app(tmp_path), "--station", str(station_file("sim"))]) == 2
+    assert main(["run", epr_app(), "--station", str(station_file("sim"))]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "StationIsNotANetworkError" in err[0]
     assert "nodes.<name>.station" in err[0] and "--network" in err[0]
