@@ -450,7 +450,6 @@ class RemoteCoordinator:
         self._client = ClockClient(address, token, timeout_s)
         self._cbs: dict[str, Callable[[int, int, str | None], None]] = {}
         self.until_ns = 0
-        self.round = -1
         #: set when the connection to the clock is lost (the QNPU then stops getting time)
         self.lost: str | None = None
         self._reader = threading.Thread(target=self._read, daemon=True, name="clock-grants")
@@ -467,7 +466,6 @@ class RemoteCoordinator:
                     continue
                 r, until = int(msg["round"]), int(msg["until_ns"])
                 turn = msg.get("pass_lp")
-                self.round = r
                 self.until_ns = max(self.until_ns, until)
                 for cb in list(self._cbs.values()):
                     cb(r, until, None if turn is None else str(turn))
