@@ -9,20 +9,28 @@ repeats. :class:`SdkShapeCache` keeps, per shape, the serialised instructions of
 first compilation and, for a later protosubroutine of that shape, re-serialises only the
 instructions that name an array address, with that subroutine's own addresses.
 
-Only array-address operands are relocated. Anything else that differs (immediates,
-including the ``set`` values that carry entanglement-request array addresses, labels,
-templates) makes another shape, so a cached result is byte-identical to what netqasm
-would produce; protosubroutines with templates are not cached at all.
+Relocated are array-address operands and the array addresses an entanglement request
+names (``create_epr(1,0) 5 6 4``: plain numbers in the protosubroutine, loaded into
+registers by ``set`` instructions in the compiled subroutine); in the shape such an
+operand is the number of its array. Anything else that differs (other immediates,
+labels, templates) makes another shape; protosubroutines with templates are not cached
+at all. A shape's first reuse with other addresses is checked against netqasm's own
+compilation (one extra compilation per shape): a shape whose relocation does not give
+netqasm's bytes is never cached, so a cached result is always byte-identical to what
+netqasm would produce.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from netqasm.backend.messages import SubroutineMessage
 from netqasm.lang.ir import BranchLabel, ProtoSubroutine
-from netqasm.lang.operand import Address, ArrayEntry, ArraySlice, Template
+from netqasm.lang.instr.core import CreateEPRInstruction, RecvEPRInstruction, SetInstruction
+from netqasm.lang.ir import GenericInstr
+from netqasm.lang.operand import Address, ArrayEntry, ArraySlice, Immediate, Template
 from netqasm.lang.subroutine import Subroutine
 
 from ..protocol.subroutine import SymbolicAddressError, array_address, relocated
@@ -44,12 +52,15 @@ def shape_key(proto: ProtoSubroutine) -> tuple[tuple, tuple[int, ...]]:
     """(shape key, array addresses in order of first use) of ``proto``;
     :class:`_Uncacheable` if it cannot be relocated."""
     slots: dict[int, int] = {}
-
-    def slot(a: int) -> int:
-        s = slots.get(a)
-        if s is None:
-            s = slots[a] = len(slots)
-        return s
+    for cmd in proto.commands:  # the arrays, numbered by first use as an address operand
+        if isinstance(cmd, BranchLabel):
+            continue
+        for op in cmd.operands:
+            t = type(op)
+            if t is Address or t is ArrayEntry or t is ArraySlice:
+                slots.setdefault(_addr_value(op), len(slots))
+            elif t is Template:
+                raise _Uncacheable
 
     key = []
     for cmd in proto.commands:
@@ -57,20 +68,30 @@ def shape_key(proto: ProtoSubroutine) -> tuple[tuple, tuple[int, ...]]:
             key.append(("label", cmd.name))
             continue
         ops = []
+        is_epr = cmd.instruction in _EPR
         for op in cmd.operands:
             t = type(op)
             if t is Address:
-                ops.append(("A", slot(_addr_value(op))))
+                ops.append(("A", slots[_addr_value(op)]))
             elif t is ArrayEntry:
-                ops.append(("E", slot(_addr_value(op)), op.index))
+                ops.append(("E", slots[_addr_value(op)], op.index))
             elif t is ArraySlice:
-                ops.append(("S", slot(_addr_value(op)), op.start, op.stop))
-            elif t is Template:
-                raise _Uncacheable
+                ops.append(("S", slots[_addr_value(op)], op.start, op.stop))
+            elif is_epr and t is int and op in slots:
+                ops.append(("I", slots[op]))  # an entanglement request's array
             else:
                 ops.append((t, op))
         key.append((cmd.instruction, tuple(cmd.args), tuple(ops)))
     return tuple(key), tuple(slots)
+
+
+_EPR = (GenericInstr.CREATE_EPR, GenericInstr.RECV_EPR)
+
+
+def _epr_slots(key: tuple) -> list[int]:
+    """The array numbers the key's entanglement requests name, in order."""
+    return [op[1] for ins, _, ops in (k for k in key if k[0] != "label") if ins in _EPR
+            for op in ops if op[0] == "I"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +99,18 @@ class _Shape:
     head: bytes                        # message type + subroutine metadata
     chunks: tuple[bytes, ...]          # one serialised instruction each
     patches: tuple[tuple[int, Any, int], ...]  # (instruction index, instruction, slot)
+    addrs: tuple[int, ...]             # the array addresses of the compilation it came from
+    checked: bool = False              # a reuse with other addresses gave netqasm's bytes
+
+    def bytes_for(self, addrs: tuple[int, ...]) -> bytes:
+        chunks = list(self.chunks)
+        for i, ins, s in self.patches:
+            if isinstance(ins, SetInstruction):
+                new = dataclasses.replace(ins, imm=Immediate(value=addrs[s]))
+            else:
+                new = relocated(ins, addrs[s])
+            chunks[i] = bytes(new.serialize())
+        return self.head + b"".join(chunks)
 
 
 class SdkShapeCache:
@@ -85,7 +118,8 @@ class SdkShapeCache:
 
     ``compile_fn(proto) -> Subroutine`` is the connection's own compilation (netqasm's
     ``Builder.subrt_compile_subroutine``); ``app_id`` goes into the metadata. ``hits`` /
-    ``misses`` count lookups; ``max_shapes`` bounds the memory."""
+    ``misses`` count lookups (a shape's checked first reuse counts as a miss);
+    ``max_shapes`` bounds the memory."""
 
     def __init__(self, compile_fn: Callable[[ProtoSubroutine], Subroutine], app_id: int,
                  max_shapes: int = 256) -> None:
@@ -104,17 +138,20 @@ class SdkShapeCache:
         except (_Uncacheable, TypeError):  # TypeError: an operand that does not hash
             return self._fresh(proto)[0]
         if shape is not None:
-            self.hits += 1
-            chunks = list(shape.chunks)
-            for i, ins, s in shape.patches:
-                chunks[i] = bytes(relocated(ins, addrs[s]).serialize())
-            return shape.head + b"".join(chunks)
+            if shape.checked or addrs == shape.addrs:
+                self.hits += 1
+                return shape.bytes_for(addrs)
+            self.misses += 1  # first reuse with other addresses: check against netqasm
+            raw = self._fresh(proto)[0]
+            ok = shape.bytes_for(addrs) == raw
+            self._shapes[key] = dataclasses.replace(shape, checked=True) if ok else None
+            return raw
         self.misses += 1
         raw, subroutine = self._fresh(proto)
         if key not in self._shapes:
             if len(self._shapes) >= self.max_shapes:
                 self._shapes.clear()
-            self._shapes[key] = self._template(subroutine, addrs)
+            self._shapes[key] = self._template(subroutine, addrs, _epr_slots(key))
         return raw
 
     def _fresh(self, proto: ProtoSubroutine) -> tuple[bytes, Subroutine]:
@@ -123,15 +160,32 @@ class SdkShapeCache:
         return bytes(SubroutineMessage(subroutine=subroutine)), subroutine
 
     @staticmethod
-    def _template(subroutine: Subroutine, addrs: tuple[int, ...]) -> _Shape | None:
+    def _template(subroutine: Subroutine, addrs: tuple[int, ...],
+                  epr_slots: list[int]) -> _Shape | None:
         """The shape's template, or None (not cached) when the compiled subroutine names
-        an array address the protosubroutine did not (the compiler made it up)."""
+        an array address the protosubroutine did not (the compiler made it up), or the
+        ``set`` instructions that load its entanglement requests' arrays are not exactly
+        the protosubroutine's (``epr_slots``: array numbers, in order)."""
         slot_of = {a: s for s, a in enumerate(addrs)}
         cstructs = subroutine.cstructs
         head = bytes(SubroutineMessage(subroutine=b"").__bytes__()) + bytes(cstructs[0])
-        chunks, patches = [], []
-        for i, (ins, cs) in enumerate(zip(subroutine.instructions, cstructs[1:])):
+        chunks, patches, epr = [], [], []
+        last_set: dict[Any, int] = {}
+        instructions = subroutine.instructions
+        for i, (ins, cs) in enumerate(zip(instructions, cstructs[1:])):
             chunks.append(bytes(cs))
+            if isinstance(ins, SetInstruction):
+                last_set[ins.reg] = i
+                continue
+            if isinstance(ins, (CreateEPRInstruction, RecvEPRInstruction)):
+                for reg in ins.operands[2:]:  # after remote node id and socket id
+                    j = last_set.get(reg)
+                    s = None if j is None else slot_of.get(instructions[j].imm.value)
+                    if s is None:
+                        return None
+                    patches.append((j, instructions[j], s))
+                    epr.append(s)
+                continue
             try:
                 a = array_address(ins)
             except SymbolicAddressError:  # a symbolic address
@@ -140,4 +194,6 @@ class SdkShapeCache:
                 if a not in slot_of:
                     return None
                 patches.append((i, ins, slot_of[a]))
-        return _Shape(head, tuple(chunks), tuple(patches))
+        if epr != epr_slots:
+            return None
+        return _Shape(head, tuple(chunks), tuple(patches), addrs)
