@@ -20,6 +20,7 @@ from netqasm.sdk.transpile import NVSubroutineTranspiler
 
 from ..protocol.extensions import (EXT_APP_NAME, EXT_BYE, EXT_ERROR, EXT_HELLO, EXT_STATE_REP,
                                    EXT_STATE_REQ, NotSimulatedError)
+from ..protocol import api_auth
 from ..protocol.framing import recv_frame, send_frame
 from ..protocol.trace import Trace
 from .directory import NetworkDirectory
@@ -85,6 +86,14 @@ class QNPUConnection(BaseNetQASMConnection):
         except OSError as exc:
             raise QNPUConnectionError(f"cannot reach the QNPU of node '{entry.name}' at "
                                       f"{entry.qnpu[0]}:{entry.qnpu[1]}: {exc}") from exc
+        api_key = directory.qnpu_keys.get(entry.name)
+        if api_key is not None:  # a node started by hand: prove the network's credential
+            try:
+                api_auth.answer(self._sock, api_key.encode(), entry.name)
+            except (api_auth.ApiAuthError, OSError) as exc:
+                self._sock.close()
+                raise QNPUConnectionError(f"QNPU of node '{entry.name}' at {entry.qnpu[0]}:"
+                                          f"{entry.qnpu[1]}: {exc}") from None
         self._app_name_ = app_name
         self._sock.settimeout(None)
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -35,13 +35,16 @@ class NetworkDirectory:
     made at random when the directory is made (None), with which a CNPU proves to
     another node's classical hub which node it is (:meth:`for_node` keeps only the
     keys of one node's pairs, for that node's CNPU process: it cannot speak as
-    another node). Without keys (an old directory) the token stands in for them."""
+    another node). Without keys (an old directory) the token stands in for them.
+    ``qnpu_keys``: node -> the key its QNPU's end-node API asks programs to prove
+    (:mod:`qnodeos_hw.protocol.api_auth`; nodes started by hand), absent: none asked."""
 
     nodes: dict[str, NodeEntry] = field(default_factory=dict)
     roles: dict[str, str] = field(default_factory=dict)
     time: dict = field(default_factory=lambda: {"mode": "host"})
     token: str = ""
     pair_keys: dict[str, str] | None = None
+    qnpu_keys: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.pair_keys is None:
@@ -64,7 +67,8 @@ class NetworkDirectory:
         """A copy with only the pair keys of node ``name`` (for its CNPU process)."""
         keys = {k: v for k, v in (self.pair_keys or {}).items() if name in k.split("|")}
         return NetworkDirectory(dict(self.nodes), dict(self.roles), dict(self.time),
-                                self.token, keys)
+                                self.token, keys,
+                                {k: v for k, v in self.qnpu_keys.items() if k == name})
 
     @property
     def modelled(self) -> bool:
@@ -83,7 +87,7 @@ class NetworkDirectory:
     def to_json(self) -> str:
         return json.dumps({"nodes": [asdict(n) for n in self.nodes.values()], "roles": self.roles,
                            "time": self.time, "token": self.token,
-                           "pair_keys": self.pair_keys or {}})
+                           "pair_keys": self.pair_keys or {}, "qnpu_keys": self.qnpu_keys})
 
     @classmethod
     def from_json(cls, text: str) -> "NetworkDirectory":
@@ -94,7 +98,8 @@ class NetworkDirectory:
             nodes[n["name"]] = NodeEntry(**n)
         return cls(nodes, dict(d["roles"]), dict(d.get("time") or {"mode": "host"}),
                    str(d.get("token", "")),
-                   {str(k): str(v) for k, v in (d.get("pair_keys") or {}).items()})
+                   {str(k): str(v) for k, v in (d.get("pair_keys") or {}).items()},
+                   {str(k): str(v) for k, v in (d.get("qnpu_keys") or {}).items()})
 
     def network_info(self) -> type[NetworkInfo]:
         """A netqasm ``NetworkInfo`` class answering from this directory."""

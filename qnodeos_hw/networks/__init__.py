@@ -23,6 +23,15 @@ The format (``network: 1``)::
     classical_links:
       alice-bob: {latency: {cnpu_to_cnpu: {mean_ms: 0.55, sd_ms: 0.08, min_ms: 0.3}}}
 
+Addresses (``host:port``; port 0: any free port, which is what a network that
+``qnodeos-hw run`` starts itself needs): a node's ``address`` (QNPU end-node API),
+``classical_address`` (its CNPU's classical hub) and ``peer_address`` (QNPU peer
+protocol; default: the address's host, port 0), and an ``nv`` quantum link's
+``address`` (its ``qnodeos-hw link serve`` heralding station). A network started by hand
+(``node serve --network``, ``link serve --network``, ``run`` attaching to them) needs
+every one of these fixed (:func:`hand_started_addresses` checks). No fixed address may
+be used twice in a file.
+
 Relative file paths (stations, noise, calibration and latency files) are relative to
 the network file; ``package.module:file.yaml`` names a file shipped in a package
 (``qnodeos_hw.instruments.stations:lab.yaml``). The README section "Networks" is
@@ -114,6 +123,8 @@ class NodeConfig:
     clock: str = "auto"
     #: role (hdawg, adwin, mw) -> instrument name in the station (empty: found by type)
     instruments: dict[str, str] = field(default_factory=dict)
+    #: QNPU peer protocol listener (None: the address's host, any free port)
+    peer_address: Address | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +136,8 @@ class QuantumLinkConfig:
     p_success: float = 1.0
     random_bell: bool = False
     noise_file: Path | None = None
+    #: where ``qnodeos-hw link serve`` listens (nv heralding; None: any free port)
+    address: Address | None = None
 
 
 @dataclass(frozen=True)
@@ -201,10 +214,10 @@ def load_network(name_or_path: str | Path) -> NetworkConfig:
 
 _TOP = {"network", "name", "description", "time", "schedule", "nodes", "quantum_links",
         "classical_links", "qdriver_factory", "factory_args"}
-_NODE = {"platform", "qubits", "address", "classical_address", "station", "calibration_file",
-         "flavour", "clock", "instruments", "description"}
+_NODE = {"platform", "qubits", "address", "classical_address", "peer_address", "station",
+         "calibration_file", "flavour", "clock", "instruments", "description"}
 _QLINK = {"nodes", "heralding", "fidelity", "p_success", "random_bell", "noise_file",
-          "description"}
+          "address", "description"}
 _CLINK = {"nodes", "latency", "description"}
 
 
@@ -367,6 +380,11 @@ def network_from_dict(data: Any, source: str = "<memory>", base_dir: Path | None
         if caddr is not None and caddr.host != address.host:
             raise r.err(f"{key}.classical_address", f"host {caddr.host!r} differs from the "
                                                     f"node's address host {address.host!r}")
+        paddr = (r.address(spec["peer_address"], f"{key}.peer_address")
+                 if spec.get("peer_address") is not None else None)
+        if paddr is not None and paddr.host != address.host:
+            raise r.err(f"{key}.peer_address", f"host {paddr.host!r} differs from the "
+                                               f"node's address host {address.host!r}")
         station = r.file(spec.get("station"), f"{key}.station")
         if station is not None and platform not in ("nv", "ion"):
             raise r.err(f"{key}.station", f"a {platform} node has no instruments")
@@ -395,7 +413,7 @@ def network_from_dict(data: Any, source: str = "<memory>", base_dir: Path | None
             if not isinstance(iname, str):
                 raise r.err(f"{key}.instruments.{role}", f"must be an instrument name, got {iname!r}")
         nodes[nname] = NodeConfig(nname, platform, qubits, address, caddr, station, cal, flavour,
-                                  clock, dict(inst))
+                                  clock, dict(inst), paddr)
 
     qlinks: dict[str, QuantumLinkConfig] = {}
     seen_pairs: dict[frozenset, str] = {}
@@ -416,7 +434,7 @@ def network_from_dict(data: Any, source: str = "<memory>", base_dir: Path | None
                 raise r.err(f"{key}.heralding", f"'{model}' heralding joins {model} nodes; "
                                                 f"node '{n}' is {platform}")
         if model == "ideal":
-            bad = {"noise_file"} & set(spec)
+            bad = {"noise_file", "address"} & set(spec)
             fid = r.number(spec.get("fidelity", 1.0), f"{key}.fidelity", 0.0, 1.0)
             ps = r.number(spec.get("p_success", 1.0), f"{key}.p_success", 0.0, 1.0)
             if ps == 0:
@@ -432,11 +450,13 @@ def network_from_dict(data: Any, source: str = "<memory>", base_dir: Path | None
                     load_noise_models(noise)
                 except Exception as exc:  # the noise model's own typed errors
                     raise r.err(f"{key}.noise_file", f"{type(exc).__name__}: {exc}") from None
-            qlinks[lname] = QuantumLinkConfig(lname, pair, model, noise_file=noise)
+            laddr = (r.address(spec["address"], f"{key}.address")
+                     if spec.get("address") is not None else None)
+            qlinks[lname] = QuantumLinkConfig(lname, pair, model, noise_file=noise, address=laddr)
         if bad:
             k = sorted(bad)[0]
             raise r.err(f"{key}.{k}", f"not a parameter of '{model}' heralding (ideal: fidelity, "
-                                      "p_success, random_bell; nv: noise_file)")
+                                      "p_success, random_bell; nv: noise_file, address)")
 
     clinks: dict[str, ClassicalLinkConfig] = {}
     for lname, spec in r.mapping(top.get("classical_links"), "classical_links").items():
@@ -495,8 +515,61 @@ def network_from_dict(data: Any, source: str = "<memory>", base_dir: Path | None
     fargs = r.mapping(top.get("factory_args"), "factory_args")
     if fargs and target is None:
         raise r.err("factory_args", "only with qdriver_factory")
+    _check_addresses_distinct(r, nodes, qlinks)
     return NetworkConfig(name, nodes, qlinks, clinks, ScheduleConfig(bin_ns, apb, tuple(bins)),
                          time_mode, latency_file, target, dict(fargs), source)
+
+
+def _addresses(nodes: dict[str, NodeConfig], qlinks: dict[str, QuantumLinkConfig]
+               ) -> list[tuple[str, Address | None]]:
+    """(key, address) of every listener a network file places, in file order."""
+    out: list[tuple[str, Address | None]] = []
+    for n, c in nodes.items():
+        out += [(f"nodes.{n}.address", c.address),
+                (f"nodes.{n}.classical_address", c.classical_address),
+                (f"nodes.{n}.peer_address", c.peer_address)]
+    out += [(f"quantum_links.{k}.address", q.address) for k, q in qlinks.items()]
+    return out
+
+
+def _check_addresses_distinct(r: _Reader, nodes: dict[str, NodeConfig],
+                              qlinks: dict[str, QuantumLinkConfig]) -> None:
+    """No fixed host:port is given twice (two listeners cannot share one)."""
+    seen: dict[tuple[str, int], str] = {}
+    for key, a in _addresses(nodes, qlinks):
+        if a is None or a.port == 0:
+            continue
+        where = seen.setdefault((a.host, a.port), key)
+        if where != key:
+            raise r.err(key, f"address {a} is already {where}")
+
+
+def hand_started_addresses(config: NetworkConfig, nodes: list[str] | None = None) -> None:
+    """A network started by hand (``node serve --network``, ``link serve --network``,
+    ``run`` attaching to them) is found at its file's addresses: every node's ``address``
+    and ``peer_address`` and every simulated ``nv`` quantum link's ``address`` (a lab
+    link's heralding station is hardware) needs a fixed port (``nodes``: only these nodes
+    and the links between them). NetworkConfigError naming
+    the first key that does not have one."""
+    keep = set(config.nodes if nodes is None else nodes)
+    for n in config.nodes:
+        if n not in keep:
+            continue
+        c = config.nodes[n]
+        for key, a in ((f"nodes.{n}.address", c.address),
+                       (f"nodes.{n}.peer_address", c.peer_address)):
+            if a is None or a.port == 0:
+                raise config.error(key, "a node started by hand is found at a fixed port "
+                                        f"(give 'host:port' with a port other than 0, got "
+                                        f"{str(a) if a else 'none'})")
+    for k, q in config.quantum_links.items():
+        simulated = all(config.nodes[n].station is None for n in q.nodes)  # lab: hardware
+        if q.heralding == "nv" and simulated and set(q.nodes) <= keep and \
+                (q.address is None or q.address.port == 0):
+            raise config.error(f"quantum_links.{k}.address",
+                               "a link started by hand (link serve --network) is found at a "
+                               "fixed port (give 'host:port' with a port other than 0, got "
+                               f"{str(q.address) if q.address else 'none'})")
 
 
 def _check_station(r: _Reader, path: Path, key: str) -> None:
