@@ -222,6 +222,10 @@ def test_node_serve_on_a_lab_station_fails_within_its_timeout_in_one_line(tmp_pa
 
     station = _lab_station(tmp_path, unused_port)
     net = _network(tmp_path, str(station), "host")
+    doc = yaml.safe_load(net.read_text())  # a node started by hand is at fixed ports
+    for i, node in enumerate(doc["nodes"].values()):
+        node.update(address=f"127.0.0.1:{17501 + 2 * i}", peer_address=f"127.0.0.1:{17502 + 2 * i}")
+    net.write_text(yaml.safe_dump(doc, sort_keys=False))
     env = dict(os.environ, QNODEOS_HW_NETWORK_KEY="k" * 32)
     t = time.perf_counter()
     p = subprocess.run([sys.executable, "-m", "qnodeos_hw", "node", "serve", "--network",

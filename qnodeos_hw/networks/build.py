@@ -287,8 +287,9 @@ def _rename(config: NetworkConfig, binding: dict[str, str]) -> NetworkConfig:
     return replace(config, nodes=nodes, quantum_links=ql, classical_links=cl)
 
 
-def check_supported(config: NetworkConfig) -> None:
-    """What today's single-process network cannot build (UnsupportedNetworkError)."""
+def check_supported(config: NetworkConfig, hand_started: bool = False) -> None:
+    """What today's single-process network cannot build (UnsupportedNetworkError);
+    ``hand_started``: a network whose nodes are started by hand (then on any hosts)."""
     nodes = list(config.nodes.values())
     nv = [n.name for n in nodes if n.platform == "nv"]
     if len(nv) > MAX_NV_NODES and any(n.station is not None for n in nodes):
@@ -308,9 +309,10 @@ def check_supported(config: NetworkConfig) -> None:
         raise config.unsupported("nodes", "nodes with different numbers of qubits are not "
                                           "supported yet (one factory builds every node)")
     hosts = sorted({n.address.host for n in nodes})
-    if len(hosts) > 1:
-        raise config.unsupported("nodes", f"nodes on different hosts ({', '.join(hosts)}) need "
-                                          "one process per node (issue 14, point 2)")
+    if len(hosts) > 1 and not hand_started:
+        raise config.unsupported("nodes", f"nodes on different hosts ({', '.join(hosts)}): start "
+                                          "each node by hand on its host (node serve --network, "
+                                          "README 'Start a network by hand')")
     for b, entry in enumerate(config.schedule.bins):
         if len(entry) > 1:
             raise config.unsupported(f"schedule.bins.{b}", "several links in one time bin are "
@@ -339,12 +341,14 @@ def check_supported(config: NetworkConfig) -> None:
 
 
 def plan_network(config: NetworkConfig, app_nodes: list[str], seed: int | None = None,
-                 time_mode: str | None = None, trace_instructions: bool = True) -> NetworkPlan:
-    """Factory and settings of the single-process network for an app (see module doc)."""
+                 time_mode: str | None = None, trace_instructions: bool = True,
+                 hand_started: bool = False) -> NetworkPlan:
+    """Factory and settings of the single-process network for an app (see module doc);
+    ``hand_started``: for nodes started by hand (:func:`check_supported`)."""
     from ..runner.network import IdealNetworkFactory, NetworkSettings, NVNetworkFactory
     from ..timebase import load_latency_model
 
-    check_supported(config)
+    check_supported(config, hand_started)
     binding = bind_nodes(config, app_nodes)
     cfg = _rename(config, binding)
     nodes = list(cfg.nodes.values())
@@ -522,7 +526,8 @@ def config_for_run(network: str | None, station: str | None, app_nodes: list[str
 
 def run_cli(args: Any) -> int:
     """``qnodeos-hw run APP_DIR [--network NAME_OR_FILE] [--seed N] [--time MODE]
-    [--trace FILE]``."""
+    [--trace FILE]``. When the app's nodes already serve at the network file's
+    addresses (started by hand), only the CNPUs are started (:mod:`qnodeos_hw.runner.hand`)."""
     from ..runner.network import _jsonable, run_app_dir
 
     nodes = app_node_names(args.app_dir)
@@ -530,17 +535,29 @@ def run_cli(args: Any) -> int:
         raise AppHasNoProgramsError(f"application directory {args.app_dir!r} has no "
                                     "app_<role>.py files")
     config = config_for_run(getattr(args, "network", None), getattr(args, "station", None), nodes)
-    plan = plan_network(config, nodes, seed=args.seed, time_mode=getattr(args, "time", None))
+    processes = getattr(args, "processes", None) or "auto"
+    attached = None
+    if processes != "single" and getattr(args, "network", None):
+        from ..runner.hand import attach_status
+        attached = attach_status(config, nodes)  # the nodes already serving by hand
+    plan = plan_network(config, nodes, seed=args.seed, time_mode=getattr(args, "time", None),
+                        hand_started=attached is not None)
     renamed = {k: v for k, v in plan.binding.items() if k != v}
     if renamed:
         log.info("network '%s': %s", config.name,
                  ", ".join(f"node {k} runs the app's {v}" for k, v in renamed.items()))
-    processes = getattr(args, "processes", None) or "auto"
+    if attached is not None:
+        processes = "attached"
+        log.info("network '%s': nodes %s serve at their addresses: running the CNPUs only",
+                 config.name, ", ".join(attached))
     if processes == "auto":  # every node its own process where the network allows it
         from ..runner.per_node import supports_per_node
         processes = "per-node" if supports_per_node(plan.factory) else "single"
         log.info("network '%s': %s layout", config.name, processes)
-    if processes == "per-node":
+    if processes == "attached":
+        from ..runner.hand import run_attached
+        res = run_attached(args.app_dir, config, plan)
+    elif processes == "per-node":
         from netqasm.runtime import env
 
         from ..runner.per_node import run_per_node

@@ -16,6 +16,13 @@ that started it can follow it; nothing read is executed):
 5. on ``{"stop": true}`` or end of input: stop, write the trace (session
    ``trace_file``), print ``{"done": {"node", "errors": [...], "ordered_runs": n}}``.
 
+``node serve --network FILE --node NAME`` (a node started by hand, :mod:`.hand`): the
+session comes from the network file -- the node listens at its ``address`` (end-node API,
+programs must prove the node's API key) and ``peer_address``, reaches its peers at
+theirs and its links' heralding stations at the links' ``address`` -- with keys derived
+from ``$QNODEOS_HW_NETWORK_KEY``; it needs no ``{"peers"}`` line and serves until
+``{"stop": true}``, SIGTERM or SIGINT (the end of input does not stop it).
+
 A node that cannot be built (e.g. a lab instrument that does not answer) prints one
 line ``node serve: <ErrorType>: <message>`` on stderr and exits with status 2.
 """
@@ -93,7 +100,8 @@ class NodeProcess:
                 if k is None:
                     raise KeyError(f"no peer secret for {a}-{b}")
                 return k.encode()
-            self.peers = TcpPeerBus({n: (s.host, s.peer_port if n == s.node else 0)
+            self.peers = TcpPeerBus({n: ((s.host, s.peer_port) if n == s.node else
+                                         tuple(s.peers.get(n, (s.host, 0))))  # type: ignore[misc]
                                      for n in s.nodes}, key)
             wall = float(st.get("idle_wall_scale", 0.0))
             if not modelled and wall == 0:
@@ -112,7 +120,12 @@ class NodeProcess:
                              np.random.default_rng(seeds[s.node]), clock=self.built.clock,
                              peers=self.peers, coordinator=self.coordinator,
                              progress=getattr(self.built, "progress", None))
-            self.server = QNPUServer(self.qnpu, s.host, s.qnpu_port)
+            if s.api_key:  # started by hand: programs prove the network's credential
+                from .api_server import AuthenticatedQNPUServer
+                self.server = AuthenticatedQNPUServer(self.qnpu, s.api_key.encode(), s.host,
+                                                      s.qnpu_port)
+            else:
+                self.server = QNPUServer(self.qnpu, s.host, s.qnpu_port)
         except BaseException:
             self._close_parts()
             raise
@@ -152,13 +165,17 @@ class NodeProcess:
         self.built.close()
 
 
-def serve(session: NodeSession, stdin: Any = None, stdout: Any = None) -> int:
-    """Run the node of ``session`` until told to stop (see the module docstring)."""
+def serve(session: NodeSession, stdin: Any = None, stdout: Any = None,
+          by_hand: bool = False) -> int:
+    """Run the node of ``session`` until told to stop (see the module docstring).
+    ``by_hand`` (``--network``): the end of input does not stop it; SIGTERM / SIGINT do."""
     stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
+    if by_hand:
+        stop_on_sigterm()
     node = NodeProcess(session).start()
     print(json.dumps({"ready": node.ready()}), file=stdout, flush=True)
     try:
-        for line in stdin:
+        for line in commands(stdin, by_hand):
             try:
                 msg = json.loads(line)
             except ValueError:
@@ -174,58 +191,43 @@ def serve(session: NodeSession, stdin: Any = None, stdout: Any = None) -> int:
                 print(json.dumps({"quiet": node.session.node}), file=stdout, flush=True)
             if msg.get("stop"):
                 break
+    except KeyboardInterrupt:  # SIGINT / SIGTERM of a node started by hand
+        pass
     finally:
         done = node.close()
     print(json.dumps({"done": done}), file=stdout, flush=True)
     return 0
 
 
-#: the network's secret for a node started by hand (``--network``): every pair's peer
-#: secret is derived from it, so all nodes of the network must be given the same one
+def stop_on_sigterm() -> None:
+    """SIGTERM stops a process started by hand as SIGINT does (KeyboardInterrupt)."""
+    import signal
+    import threading
+    if threading.current_thread() is threading.main_thread():
+        def stop(signum: int, frame: Any) -> None:
+            raise KeyboardInterrupt
+        signal.signal(signal.SIGTERM, stop)
+
+
+def commands(stdin: Any, by_hand: bool) -> Any:
+    """The lines of ``stdin``; ``by_hand``: then, when it ends (a terminal closed, or
+    ``< /dev/null``), nothing more until SIGTERM or SIGINT (KeyboardInterrupt)."""
+    yield from stdin
+    if by_hand:
+        import signal
+        while True:
+            signal.pause()
+
+
+#: the network's secret of a network started by hand (:mod:`.hand`)
 KEY_ENV = "QNODEOS_HW_NETWORK_KEY"
 
 
 def session_from_network(path: str, node: str, seed: int | None = None) -> NodeSession:
-    """The session of ``node`` started by hand from a network file: its build, addresses
-    and schedule from the file, host time (the shared clock of modelled time belongs to
-    the runner: ``qnodeos-hw run --processes per-node`` starts the nodes itself), peer
-    secrets derived from ``$QNODEOS_HW_NETWORK_KEY``."""
-    import hashlib
-    import hmac
-    import os
-
-    from ..networks import load_network
-    from ..networks.build import plan_network
-
-    config = load_network(path)
-    if node not in config.nodes:
-        raise SessionError(f"{path}: no node '{node}' (nodes: {', '.join(config.nodes)})")
-    plan = plan_network(config, list(config.nodes), seed=seed)
-    st = plan.settings
-    if st.time_mode != "host":
-        raise SessionError(f"{path}: time.mode is {st.time_mode!r}; a node started by hand runs "
-                           "in host time (in modelled time 'qnodeos-hw run --processes per-node' "
-                           "starts every node under its shared clock)")
-    spec_of = getattr(plan.factory, "build_spec", None)
-    if spec_of is None:
-        raise NodeBuildError(f"{path}: node '{node}': platform {config.nodes[node].platform!r} "
-                             "cannot run as its own process")
-    master = os.environ.get(KEY_ENV)
-    if not master:
-        raise SessionError(f"set ${KEY_ENV} to the network's secret (the same on every node): "
-                           "peers are accepted only with the secret of their pair")
-    names = list(config.nodes)
-    keys = {"|".join(sorted((node, o))): hmac.new(master.encode(), "|".join(sorted((node, o)))
-                                                  .encode(), hashlib.sha256).hexdigest()
-            for o in names if o != node}
-    from .session import settings_to_dict
-    build = dict(spec_of())
-    build["bin_ns"] = st.bin_ns
-    addr = config.nodes[node].address
-    return NodeSession(node=node, nodes=tuple(names), host=addr.host, qnpu_port=addr.port,
-                       peer_port=0, clock=None, token="", peer_keys=keys,
-                       settings=settings_to_dict(st), build=build, links={},
-                       physics_key=master)
+    """The session of ``node`` started by hand from a network file
+    (:func:`qnodeos_hw.runner.hand.node_session`)."""
+    from .hand import node_session
+    return node_session(path, node, seed)
 
 
 def run_cli(args: argparse.Namespace) -> int:
@@ -236,6 +238,7 @@ def run_cli(args: argparse.Namespace) -> int:
             raise SessionError(f"{args.session}: a link session; use 'qnodeos-hw link serve'")
     elif args.network and args.node:
         session = session_from_network(args.network, args.node, getattr(args, "seed", None))
+        return serve(session, by_hand=True)
     else:
         raise SessionError("node serve needs --session FILE, or --network FILE and --node NAME")
     return serve(session)

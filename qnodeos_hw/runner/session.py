@@ -46,6 +46,11 @@ class NodeSession:
     #: secret of the physics wire (joint states, link services), hex
     physics_key: str = ""
     trace_file: str | None = None
+    #: where the other nodes' peer protocol listens, node -> [host, port], when known up
+    #: front (a network started by hand); else told on stdin (``{"peers": ...}``)
+    peers: dict[str, list] = field(default_factory=dict)
+    #: the key programs must prove to this node's end-node API (hex; empty: none asked)
+    api_key: str = ""
 
     def to_json(self) -> str:
         d = self.__dict__.copy()
@@ -72,6 +77,14 @@ class NodeSession:
             if peer not in nodes or not isinstance(link, dict):
                 raise SessionError(f"{source}: links.{peer} must name a node and be a mapping")
         trace = d.get("trace_file")
+        peers = d.get("peers", {})
+        if not isinstance(peers, dict) or not all(
+                p in nodes and isinstance(a, list) and len(a) == 2 and isinstance(a[0], str)
+                and isinstance(a[1], int) for p, a in peers.items()):
+            raise SessionError(f"{source}: peers must map nodes to [host, port]")
+        api_key = d.get("api_key", "")
+        if not isinstance(api_key, str):
+            raise SessionError(f"{source}: field 'api_key' must be str")
         return cls(node=node, nodes=tuple(nodes), host=_get(d, "host", str, source),
                    qnpu_port=_get(d, "qnpu_port", int, source),
                    peer_port=_get(d, "peer_port", int, source),
@@ -81,7 +94,8 @@ class NodeSession:
                    settings=_get(d, "settings", dict, source),
                    build=_get(d, "build", dict, source), links=links,
                    physics_key=_get(d, "physics_key", str, source),
-                   trace_file=trace if isinstance(trace, str) else None)
+                   trace_file=trace if isinstance(trace, str) else None,
+                   peers={str(p): list(a) for p, a in peers.items()}, api_key=api_key)
 
 
 @dataclass(frozen=True)
