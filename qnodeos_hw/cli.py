@@ -165,7 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("app_dir", help="netqasm application directory (app_<role>.py files)")
     r.add_argument("--network", default=None, metavar="NAME_OR_FILE",
                    help="network YAML, or a shipped one (ideal_2node, nv_2node, nv_3node); "
-                        "default: an ideal 5-qubit node per app node")
+                        "default: an ideal 5-qubit node per app node. When the app's nodes "
+                        "already serve at the file's fixed addresses (node serve --network, "
+                        "started by hand) run starts only the CNPUs, on them")
     r.add_argument("--station", default=None,
                    help="deprecated: an old network-model YAML (platform, num_qubits, bin_ns, "
                         "...), run with a warning; a QCoDeS station YAML belongs to a node of "
@@ -176,8 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--processes", choices=["auto", "single", "per-node"], default="auto",
                    help="per-node: every node, link and CNPU its own OS process (simulated NV "
                         "networks); single: everything in this process (tests, debugging; "
-                        "the same results in modelled time); auto: per-node where the "
-                        "network allows it, else single")
+                        "the same results in modelled time; never attaches to nodes started "
+                        "by hand); auto: per-node where the network allows it, else single")
     r.set_defaults(action="")
 
     from .runner import link_serve, node_serve

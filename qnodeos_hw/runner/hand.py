@@ -72,19 +72,18 @@ def physics_key(master: str) -> str:
     return derive_key(master, "physics")
 
 
-def _plan(path: str, seed: int | None, what: str) -> Any:
-    """(config, plan) of a process started by hand from ``path`` (host time, fixed ports)."""
-    from ..networks import hand_started_addresses, load_network
+def _plan(config: Any, path: str, seed: int | None, what: str) -> Any:
+    """The plan of a process started by hand from ``config`` (host time, fixed ports)."""
+    from ..networks import hand_started_addresses
     from ..networks.build import plan_network
 
-    config = load_network(path)
     plan = plan_network(config, list(config.nodes), seed=seed, hand_started=True)
     if plan.settings.time_mode != "host":
-        raise SessionError(f"{path}: time.mode is {plan.settings.time_mode!r}; a {what} started "
+        raise SessionError(f"{config.source}: time.mode is {plan.settings.time_mode!r}; a {what} started "
                            "by hand runs in host time (in modelled time 'qnodeos-hw run' starts "
                            "every node and link under its shared clock)")
     hand_started_addresses(config)
-    return config, plan
+    return plan
 
 
 def node_session(path: str, node: str, seed: int | None = None) -> NodeSession:
@@ -97,7 +96,7 @@ def node_session(path: str, node: str, seed: int | None = None) -> NodeSession:
     if node not in config.nodes:
         raise SessionError(f"{path}: no node '{node}' (nodes: {', '.join(config.nodes)})")
     master = network_secret("peers are accepted only with the secret of their pair")
-    config, plan = _plan(path, seed, "node")
+    plan = _plan(config, path, seed, "node")
     spec_of = getattr(plan.factory, "build_spec", None)
     if spec_of is None:
         from .node_serve import NodeBuildError
@@ -145,7 +144,7 @@ def link_session(path: str, link: str, seed: int | None = None) -> LinkSession:
                            "heralding between nodes on the built-in simulated station) has a "
                            "link process; a lab link's heralding station is hardware")
     master = network_secret("nodes are accepted only with the network's physics secret")
-    config, plan = _plan(path, seed, "link")
+    plan = _plan(config, path, seed, "link")
     build = dict(plan.factory.build_spec())
     build["bin_ns"] = plan.settings.bin_ns
     assert q.address is not None
