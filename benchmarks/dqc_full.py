@@ -9,9 +9,10 @@ unfiltered and raw minima, ``all_above_2_3``, per-setting
 fidelities and ``goal_met`` (modelled: wall_s <= 30, the time-base goal; host: wall_s <=
 120; and every setting above 2/3).
 Options: ``--k N`` circuits per setting, ``--workers W`` settings run side by side in W OS
-processes (default: 2 in modelled time, where results do not depend on the load --
-``--workers 1`` gives the same bytes; 1 in host time, where settings sharing the cores
-would lengthen the server's wait),
+processes (default :func:`qnodeos_hw.experiments.dqc.default_workers`: in modelled time,
+where results do not depend on the load -- ``--workers 1`` gives the same bytes -- 1.5
+per core, 3 on two cores, as one setting keeps about 1.2 cores busy; 1 in host time,
+where settings sharing the cores would lengthen the server's wait),
 ``--out DIR`` also writes dqc.json/png/db there.
 ``--processes single|per-node`` (issue 14): every node and link in this process' worker, or
 each its own OS process; ``--compare`` runs both, one after the other, and adds
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="run single and per-node, report the wall-time ratio")
     a = p.parse_args(argv)
     if a.workers is None:
-        a.workers = 2 if a.time == "modelled" else 1
+        a.workers = dqc.default_workers(a.time)
     if a.compare:
         out = {}
         for layout in ("single", "per-node"):

@@ -118,8 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="out/dqc", help="output folder (JSON, PNG, dataset)")
     d.add_argument("--db", default=None, help="QCoDeS database file (default: OUT/dqc.db)")
     d.add_argument("--seed", type=int, default=1, help="random seed")
-    d.add_argument("--workers", type=int, default=1, help="settings run side by side in this many "
-                   "OS processes (each setting is already three: the QNPUs and one CNPU per node)")
+    d.add_argument("--workers", type=int, default=None, help="settings run side by side in this many "
+                   "OS processes (each setting is already three: the QNPUs and one CNPU per node; "
+                   "default: 1.5 per core in modelled time, 1 in host time)")
     d.add_argument("--max-wait-ms", type=float, default=None,
                    help="latency filter: keep circuits whose server qubit waited at most this "
                         "long (default: derived from the noise model's F_ent and T_coh, the "

@@ -345,12 +345,33 @@ def _run_one(args: tuple) -> dict:
     return run_setting(alpha, theta, cfg, seed)
 
 
+def default_workers(time_mode: str, n_settings: int = len(SETTINGS)) -> int:
+    """Settings run side by side by default: in modelled time (results do not depend on
+    the load) 1.5 per core, at least 2 -- one setting's QNPU process and its two CNPUs
+    hand work to each other and keep about 1.2 cores busy, so three settings fill two
+    cores; in host time 1 (settings sharing the cores would lengthen the server's wait)."""
+    import os
+    if time_mode != "modelled":
+        return 1
+    return max(1, min(n_settings, max(2, round(1.5 * (os.cpu_count() or 1)))))
+
+
+def _preload() -> None:
+    """Import what every setting's run imports, once, before the worker processes fork
+    (each would otherwise import netqasm, qcodes, zhinst and the simulators itself)."""
+    from ..runner import network  # noqa: F401
+    from .. import nodes  # noqa: F401
+    from ..simulators import nv_lab  # noqa: F401
+
+
 def run_dqc(cfg: DQCConfig = DQCConfig(), settings=SETTINGS, workers: int = 1,
             progress: bool = True) -> tuple[list[dict], list[dict]]:
-    """Run every setting (``workers`` > 1: settings in parallel OS processes); returns
-    (raw records, analyses)."""
+    """Run every setting (``workers`` > 1: settings in parallel OS processes, forked
+    after the libraries are imported); returns (raw records, analyses)."""
     from tqdm import tqdm
 
+    if workers > 1:
+        _preload()
     jobs = [(a, t, cfg, cfg.seed * 1000 + i) for i, (a, t) in enumerate(settings)]
     from ..logs import progress_enabled
     bar = tqdm(total=len(jobs), desc=f"DQC settings (k={cfg.k})", unit="setting",
@@ -434,7 +455,8 @@ def run_cli(args) -> int:
     if extras:
         return run_extra_wait_cli(args, cfg, parse_ms_list(extras))
     t0 = time.perf_counter()
-    recs, analyses = run_dqc(cfg, workers=getattr(args, "workers", 1))
+    workers = getattr(args, "workers", None) or default_workers(cfg.time_mode)
+    recs, analyses = run_dqc(cfg, workers=workers)
     summ = summary(cfg, analyses, time.perf_counter() - t0)
     files = save(args.out, cfg, recs, summ, db=getattr(args, "db", None))
     print(format_table(summ))
