@@ -361,13 +361,16 @@ def run_cnpu_processes(net: Any, programs: dict[str, dict], node_of: dict[str, s
                        inputs: dict[str, dict] | None, timeout_s: float, cnpu_nice: int,
                        tmp: str, started: Callable[[str, Any], None] | None = None
                        ) -> dict[str, ProgramOutcome]:
-    """Start one ``python -m qnodeos_hw.cnpu.program`` process per node of ``node_of``
-    (role -> node) against ``net`` (its ``directory``, ``trace`` and
-    ``program_gone(role)``), wait for them and merge their traces into ``net.trace``.
+    """Start one ``qnodeos_hw.cnpu.program`` process per node of ``node_of`` (role ->
+    node; forked from the pre-loaded zygote of :mod:`.cnpu_launcher`) against ``net`` (its
+    ``directory``, ``trace`` and ``program_gone(role)``), wait for them and merge their
+    traces into ``net.trace``.
     ``programs``: role -> ``{"main": "module:function"}`` or ``{"app_dir": DIR}`` (one
     role per node then); ``started(node, popen)`` is told each process. Returns the
     programs' outcomes."""
     import subprocess
+
+    from .cnpu_launcher import start_cnpu
 
     outcomes: dict[str, ProgramOutcome] = {r: ProgramOutcome(r) for r in programs}
     procs = {}
@@ -394,8 +397,7 @@ def run_cnpu_processes(net: Any, programs: dict[str, dict], node_of: dict[str, s
             with open(pfile, "w", encoding="utf-8") as fp:
                 json.dump(progs, fp)
             cmd += ["--programs", f"@{pfile}"]
-        procs[node] = (subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        text=True), tfile, mine, app_dir is not None)
+        procs[node] = (start_cnpu(cmd[3:]), tfile, mine, app_dir is not None)
         if started is not None:
             started(node, procs[node][0])
     waiters = {}
