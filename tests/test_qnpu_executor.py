@@ -166,6 +166,39 @@ def test_subroutines_of_one_shape_share_compiled_code_but_keep_their_values():
     assert set(ex.arrays) >= {4, 8, 12}
 
 
+def test_a_known_subroutines_values_are_read_in_place_and_equal_a_full_decode():
+    """A subroutine whose commands equal a decoded one's up to set immediates and array
+    addresses is decoded from the first one's template; the result equals netqasm's full
+    decode (instructions, shape key, values), and a changed command or address pattern
+    falls back to the full decode."""
+    from netqasm.lang.encoding import METADATA_BYTES
+    body = ("set R0 {n}\narray R0 @{a}\nset R1 {v}\nset R2 0\nstore R1 @{a}[R2]\n"
+            "array R0 @{b}\nlea R3 @{a}\nret_arr @{b}\n")
+    cache = SubroutineCache(VanillaFlavour())
+    first = bytes(_sub(body.format(n=2, a=4, b=5, v=7)))
+    cache.get(first)
+    for n, a, b, v in ((3, 8, 9, 11), (2, 1000, 70000, -5), (9, 12, 13, 2 ** 31 - 1)):
+        raw = bytes(_sub(body.format(n=n, a=a, b=b, v=v)))[METADATA_BYTES:]
+        known = cache._decode_known(raw)
+        full = SubroutineCache(VanillaFlavour())._decode(
+            bytes(_sub(body.format(n=n, a=a, b=b, v=v))))
+        assert known is not None
+        assert [str(i) for i in known[0]] == [str(i) for i in full[0]]
+        assert known[1:] == full[1:] and known[3] == (a, b) and known[2][0] == n
+    # two arrays at one address: another slot pattern -> not this template
+    assert cache._decode_known(bytes(_sub(body.format(n=2, a=6, b=6, v=1)))[METADATA_BYTES:]) \
+        is None
+    # another register in a command without a value -> not this template
+    other = body.replace("set R2 0", "set R2 0").replace("lea R3", "lea R4")
+    assert cache._decode_known(bytes(_sub(other.format(n=2, a=4, b=5, v=7)))[METADATA_BYTES:]) \
+        is None
+    ex = StandaloneExecutor(IdealQDriver("t", 1), 1)  # and it runs with its own values
+    for n, a, v in ((2, 4, 7), (3, 8, 11)):
+        ex.execute(bytes(_sub(body.format(n=n, a=a, b=a + 1, v=v))))
+        assert ex.arrays[a] == [v] + [None] * (n - 1) and ex.regs.get("R3") == a
+    assert ex.cache.known_decodes == 1
+
+
 def test_malformed_bytes_are_named():
     cache = SubroutineCache(VanillaFlavour())
     with pytest.raises(MalformedSubroutineError, match="7 bytes per instruction"):

@@ -36,9 +36,11 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import numpy as np
+
 from netqasm.lang.instr import core
 from netqasm.lang.instr.flavour import Flavour
-from netqasm.lang.operand import Address, ArrayEntry, ArraySlice, Register
+from netqasm.lang.operand import Address, ArrayEntry, ArraySlice, Immediate, Register
 from netqasm.lang.encoding import COMMAND_BYTES, METADATA_BYTES
 from netqasm.lang.parsing.binary import Deserializer
 
@@ -394,6 +396,25 @@ def _mod(m: int) -> int:
     return m
 
 
+@dataclass(frozen=True)
+class _Template:
+    """How to decode a subroutine of known commands (:meth:`SubroutineCache._decode_known`):
+    the byte positions that must be equal and their bytes, the positions of the values
+    (one row of 4 per valued command), which commands carry a value, which of those are
+    ``set`` immediates / array addresses, the addresses' slot pattern, the shape key and
+    the decoded instructions of the subroutine it came from."""
+
+    const_idx: Any
+    const_bytes: bytes
+    val_idx: Any
+    val_rows: tuple
+    k_pos: tuple
+    a_pos: tuple
+    slot_pattern: tuple
+    key: tuple
+    instrs: list
+
+
 class SubroutineCache:
     """Decode + compile subroutines once. Three levels: the exact bytes (without the
     app-id header) -> compiled subroutine; each 7-byte command -> its decoded netqasm
@@ -408,6 +429,10 @@ class SubroutineCache:
         self._commands: dict[bytes, Any] = {}
         self._shapes: dict[tuple, CompiledSubroutine] = {}
         self._deserializer = Deserializer(flavour)
+        self._spans: dict[tuple, int | None] = {}
+        self._templates: dict[bytes, _Template] = {}
+        #: misses decoded through a known subroutine's template (:meth:`_decode_known`)
+        self.known_decodes = 0
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -418,6 +443,7 @@ class SubroutineCache:
         (netqasm's own decoder, once per distinct 7-byte command)."""
         cmds, dec = self._commands, self._deserializer.deserialize_command
         out, key, kvals, slots = [], [], [], {}
+        kinds, values = [], []
         for i in range(METADATA_BYTES, len(raw), COMMAND_BYTES):
             chunk = raw[i:i + COMMAND_BYTES]
             hit = cmds.get(chunk)
@@ -434,6 +460,8 @@ class SubroutineCache:
                     cmds[chunk] = hit
             ins, token, kind, value = hit
             out.append(ins)
+            kinds.append(kind)
+            values.append(value)
             if kind == "K":
                 kvals.append(value)
                 key.append(token)
@@ -444,7 +472,96 @@ class SubroutineCache:
                 key.append((token, slot))
             else:
                 key.append(token)
-        return out, tuple(key), tuple(kvals), tuple(slots)
+        res = out, tuple(key), tuple(kvals), tuple(slots)
+        if len(self._templates) < self.max_entries:
+            self._make_template(raw[METADATA_BYTES:], out, kinds, values, res[1], res[3])
+        return res
+
+    def _value_span(self, ins: Any, kind: str) -> int | None:
+        """Byte offset (in its 7-byte command) of the 4-byte little-endian value of a
+        ``set`` immediate (kind 'K') or array address (kind 'A') of ``ins``' class; None
+        when it cannot be located (the class is then decoded command by command)."""
+        ck = (type(ins), kind)
+        if ck in self._spans:
+            return self._spans[ck]
+
+        def variant(v: int) -> bytes:
+            if kind == "K":
+                return bytes(dataclasses.replace(ins, imm=Immediate(value=v)).serialize())
+            return bytes(relocated(ins, v).serialize())
+        off = None
+        try:
+            a, b = variant(0x01020304), variant(0x0A0B0C0D)
+            diff = [i for i in range(len(a)) if a[i] != b[i]]
+            if (len(diff) == 4 and diff == list(range(diff[0], diff[0] + 4))
+                    and a[diff[0]:diff[0] + 4] == (0x01020304).to_bytes(4, "little")):
+                off = diff[0]
+        except (TypeError, ValueError, AttributeError):
+            off = None
+        self._spans[ck] = off
+        return off
+
+    def _make_template(self, body: bytes, instrs: list, kinds: list, values: list,
+                       key: tuple, addrs: tuple) -> None:
+        """Remember how to decode another subroutine with the commands of ``body`` up to
+        its values (see :meth:`_decode_known`)."""
+        const_idx, val_idx, val_rows, k_pos, a_pos = [], [], [], [], []
+        for row, (ins, kind, value) in enumerate(zip(instrs, kinds, values)):
+            base = row * COMMAND_BYTES
+            if kind is None:
+                const_idx.extend(range(base, base + COMMAND_BYTES))
+                continue
+            off = self._value_span(ins, kind)
+            if off is None or int.from_bytes(body[base + off:base + off + 4], "little",
+                                             signed=True) != value:
+                return
+            const_idx.extend(i for i in range(base, base + COMMAND_BYTES)
+                             if not off <= i - base < off + 4)
+            val_idx.append(range(base + off, base + off + 4))
+            (k_pos if kind == "K" else a_pos).append(len(val_rows))
+            val_rows.append(row)
+        ci = np.array(const_idx, dtype=np.intp)
+        arr = np.frombuffer(body, dtype=np.uint8)
+        slot_of = {a: s for s, a in enumerate(addrs)}
+        self._templates[body[0::COMMAND_BYTES]] = _Template(
+            ci, arr[ci].tobytes(), np.array([list(r) for r in val_idx], dtype=np.intp)
+            .reshape(-1, 4), tuple(val_rows), tuple(k_pos), tuple(a_pos),
+            tuple(slot_of[values[val_rows[j]]] for j in a_pos), key, list(instrs))
+
+    def _decode_known(self, body: bytes) -> tuple[list, tuple, tuple, tuple] | None:
+        """:meth:`_decode` for a subroutine whose commands equal a decoded one's up to
+        their ``set`` immediates and array addresses (and whose addresses repeat in the
+        same pattern): the values are read at their byte offsets, only the commands that
+        carry one are looked up. None: not such a subroutine."""
+        t = self._templates.get(body[0::COMMAND_BYTES])
+        if t is None:
+            return None
+        arr = np.frombuffer(body, dtype=np.uint8)
+        if arr[t.const_idx].tobytes() != t.const_bytes:
+            return None
+        vals = arr[t.val_idx].view("<i4").ravel().tolist() if len(t.val_rows) else []
+        slots: dict[int, int] = {}
+        pattern = []
+        for j in t.a_pos:
+            pattern.append(slots.setdefault(vals[j], len(slots)))
+        if tuple(pattern) != t.slot_pattern:
+            return None
+        instrs = list(t.instrs)
+        cmds = self._commands
+        for j, row in enumerate(t.val_rows):
+            chunk = body[row * COMMAND_BYTES:(row + 1) * COMMAND_BYTES]
+            hit = cmds.get(chunk)
+            if hit is None:
+                try:
+                    ins = self._deserializer.deserialize_command(chunk)
+                except Exception:  # noqa: BLE001 - the full decoder names the error
+                    return None
+                hit = (ins, *_shape_token(ins))
+                if hit[3] != vals[j] or len(cmds) >= 8 * self.max_entries:
+                    return None
+                cmds[chunk] = hit
+            instrs[row] = hit[0]
+        return instrs, t.key, tuple(vals[j] for j in t.k_pos), tuple(slots)
 
     def get(self, raw: bytes) -> tuple[CompiledSubroutine, int]:
         """Compiled subroutine and app id for ``raw`` (netqasm binary encoding)."""
@@ -459,7 +576,13 @@ class SubroutineCache:
             self.hits += 1
             return c, app_id
         self.misses += 1
-        instrs, shape_key, kvals, addrs = self._decode(bytes(raw))
+        raw = bytes(raw)
+        known = self._decode_known(raw[METADATA_BYTES:])
+        if known is not None:
+            instrs, shape_key, kvals, addrs = known
+            self.known_decodes += 1
+        else:
+            instrs, shape_key, kvals, addrs = self._decode(raw)
         shape = self._shapes.get(shape_key)
         if shape is not None:
             c = instantiate(shape, instrs, kvals, addrs)
