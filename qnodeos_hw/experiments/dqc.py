@@ -359,9 +359,15 @@ def default_workers(time_mode: str, n_settings: int = len(SETTINGS)) -> int:
 def _preload() -> None:
     """Import what every setting's run imports, once, before the worker processes fork
     (each would otherwise import netqasm, qcodes, zhinst and the simulators itself)."""
-    from ..runner import network  # noqa: F401
-    from .. import nodes  # noqa: F401
-    from ..simulators import nv_lab  # noqa: F401
+    import importlib
+    for name in ("qnodeos_hw.runner.network", "qnodeos_hw.runner.cnpu_launcher",
+                 "qnodeos_hw.nodes", "qnodeos_hw.simulators.nv_lab",
+                 "qnodeos_hw.simulators.physics.network", "qnodeos_hw.instruments.hdawg",
+                 "qnodeos_hw.instruments.adwin", "qnodeos_hw.instruments.sgs100a",
+                 "qnodeos_hw.qdrivers.nv", "qnodeos_hw.qdrivers.link_driver",
+                 "qnodeos_hw.sequences.hdawg_program", "qnodeos_hw.waveforms.table",
+                 "qnodeos_hw.experiments.latency", "pyvisa_sim", "ruamel.yaml"):
+        importlib.import_module(name)
 
 
 def run_dqc(cfg: DQCConfig = DQCConfig(), settings=SETTINGS, workers: int = 1,

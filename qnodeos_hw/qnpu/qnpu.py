@@ -249,7 +249,7 @@ class QNPU:
         self.procs: dict[int, Process] = {}
         self._by_app: dict[int, Process] = {}
         self._conns: dict[int, _Conn] = {}
-        self._inbox: queue.Queue = queue.Queue()
+        self._inbox: queue.SimpleQueue = queue.SimpleQueue()  # C: cheap put/get across threads
         self._next_pid = 1
         self._next_cid = 1
         self._cid_lock = threading.Lock()
@@ -461,10 +461,9 @@ class QNPU:
             return
         self._last_report = state
         self._report_seq += 1
-        self.coordinator.report({"type": "report", "lp": self.lp, "seq": self._report_seq,
-                                 "next_ns": nxt, "sent": dict(self._sent),
-                                 "recv": dict(self._recv), "round": self._round, "done": False,
-                                 "ordered_ns": self._ordered_ns, "window_ns": window_ns})
+        self.coordinator.report_state(self.lp, self._report_seq, nxt, dict(self._sent),
+                                      dict(self._recv), self._round, False, self._ordered_ns,
+                                      window_ns)
 
     def _ingest(self, block: bool) -> None:
         """Move what arrived into the event queue (modelled time)."""

@@ -130,25 +130,29 @@ class TimeCoordinator:
 
     # -- reports ------------------------------------------------------------------------
     def report(self, msg: dict[str, Any]) -> None:
-        lp = str(msg["lp"])
+        """A report message (see the module docstring), e.g. as read from the wire."""
+        nxt, ordered, window = msg.get("next_ns"), msg.get("ordered_ns"), msg.get("window_ns")
+        self.report_state(
+            str(msg["lp"]), int(msg.get("seq", 0)), None if nxt is None else int(nxt),
+            {str(k): int(v) for k, v in (msg.get("sent") or {}).items()},
+            {str(k): int(v) for k, v in (msg.get("recv") or {}).items()},
+            int(msg.get("round", -1)), bool(msg.get("done", False)),
+            None if ordered is None else int(ordered), None if window is None else int(window))
+
+    def report_state(self, lp: str, seq: int, next_ns: int | None, sent: dict[str, int],
+                     recv: dict[str, int], round_: int = -1, done: bool = False,
+                     ordered_ns: int | None = None, window_ns: int | None = None) -> None:
+        """:meth:`report` with its fields as arguments (typed; ``sent``/``recv`` are kept,
+        not copied: the caller passes its own copies)."""
         with self._lock:
             st = self._lps.get(lp)
             if st is None:
                 raise TimeSyncError(f"report from undeclared logical process '{lp}'")
-            seq = int(msg.get("seq", 0))
             if seq <= st.seq:
                 return  # stale (reports of one LP may overtake each other across threads)
             st.seq, st.reported = seq, True
-            nxt = msg.get("next_ns")
-            st.next_ns = None if nxt is None else int(nxt)
-            st.sent = {str(k): int(v) for k, v in (msg.get("sent") or {}).items()}
-            st.recv = {str(k): int(v) for k, v in (msg.get("recv") or {}).items()}
-            st.round = int(msg.get("round", -1))
-            st.done = bool(msg.get("done", False))
-            ordered = msg.get("ordered_ns")
-            st.ordered_ns = None if ordered is None else int(ordered)
-            window = msg.get("window_ns")
-            st.window_ns = None if window is None else int(window)
+            st.next_ns, st.sent, st.recv, st.round, st.done = next_ns, sent, recv, round_, done
+            st.ordered_ns, st.window_ns = ordered_ns, window_ns
             self._try_advance()
 
     def _try_advance(self) -> None:
@@ -478,6 +482,13 @@ class RemoteCoordinator:
 
     def report(self, msg: dict[str, Any]) -> None:
         self._client.send(msg)
+
+    def report_state(self, lp: str, seq: int, next_ns: int | None, sent: dict[str, int],
+                     recv: dict[str, int], round_: int = -1, done: bool = False,
+                     ordered_ns: int | None = None, window_ns: int | None = None) -> None:
+        self._client.send({"type": "report", "lp": lp, "seq": seq, "next_ns": next_ns,
+                           "sent": sent, "recv": recv, "round": round_, "done": done,
+                           "ordered_ns": ordered_ns, "window_ns": window_ns})
 
     def gone(self, lp: str) -> None:
         self._client.send({"type": "gone", "lp": lp})
