@@ -30,10 +30,10 @@ from netqasm.backend.messages import SubroutineMessage
 from netqasm.lang.ir import BranchLabel, ProtoSubroutine
 from netqasm.lang.instr.core import CreateEPRInstruction, RecvEPRInstruction, SetInstruction
 from netqasm.lang.ir import GenericInstr
-from netqasm.lang.operand import Address, ArrayEntry, ArraySlice, Immediate, Template
+from netqasm.lang.operand import Address, ArrayEntry, ArraySlice, Template
 from netqasm.lang.subroutine import Subroutine
 
-from ..protocol.subroutine import SymbolicAddressError, array_address, relocated
+from ..protocol.subroutine import SymbolicAddressError, array_address, value_offset, with_value
 
 
 class _Uncacheable(Exception):
@@ -98,18 +98,19 @@ def _epr_slots(key: tuple) -> list[int]:
 class _Shape:
     head: bytes                        # message type + subroutine metadata
     chunks: tuple[bytes, ...]          # one serialised instruction each
-    patches: tuple[tuple[int, Any, int], ...]  # (instruction index, instruction, slot)
+    #: (instruction index, instruction, array slot, byte offset of its value or None)
+    patches: tuple[tuple[int, Any, int, int | None], ...]
     addrs: tuple[int, ...]             # the array addresses of the compilation it came from
     checked: bool = False              # a reuse with other addresses gave netqasm's bytes
 
     def bytes_for(self, addrs: tuple[int, ...]) -> bytes:
         chunks = list(self.chunks)
-        for i, ins, s in self.patches:
-            if isinstance(ins, SetInstruction):
-                new = dataclasses.replace(ins, imm=Immediate(value=addrs[s]))
-            else:
-                new = relocated(ins, addrs[s])
-            chunks[i] = bytes(new.serialize())
+        for i, ins, s, off in self.patches:
+            if off is None:
+                chunks[i] = bytes(with_value(ins, addrs[s]).serialize())
+            else:  # the value's 4 bytes written in place (what serialize() would write)
+                c = chunks[i]
+                chunks[i] = c[:off] + addrs[s].to_bytes(4, "little", signed=True) + c[off + 4:]
         return self.head + b"".join(chunks)
 
 
@@ -172,6 +173,13 @@ class SdkShapeCache:
         chunks, patches, epr = [], [], []
         last_set: dict[Any, int] = {}
         instructions = subroutine.instructions
+        offsets: dict[type, int | None] = {}
+
+        def offset(ins: Any) -> int | None:
+            t = type(ins)
+            if t not in offsets:
+                offsets[t] = value_offset(ins)
+            return offsets[t]
         for i, (ins, cs) in enumerate(zip(instructions, cstructs[1:])):
             chunks.append(bytes(cs))
             if isinstance(ins, SetInstruction):
@@ -183,7 +191,7 @@ class SdkShapeCache:
                     s = None if j is None else slot_of.get(instructions[j].imm.value)
                     if s is None:
                         return None
-                    patches.append((j, instructions[j], s))
+                    patches.append((j, instructions[j], s, offset(instructions[j])))
                     epr.append(s)
                 continue
             try:
@@ -193,7 +201,7 @@ class SdkShapeCache:
             if a is not None:
                 if a not in slot_of:
                     return None
-                patches.append((i, ins, slot_of[a]))
+                patches.append((i, ins, slot_of[a], offset(ins)))
         if epr != epr_slots:
             return None
         return _Shape(head, tuple(chunks), tuple(patches), addrs)

@@ -40,11 +40,11 @@ import numpy as np
 
 from netqasm.lang.instr import core
 from netqasm.lang.instr.flavour import Flavour
-from netqasm.lang.operand import Address, ArrayEntry, ArraySlice, Immediate, Register
+from netqasm.lang.operand import Address, ArrayEntry, ArraySlice, Register
 from netqasm.lang.encoding import COMMAND_BYTES, METADATA_BYTES
 from netqasm.lang.parsing.binary import Deserializer
 
-from ..protocol.subroutine import SymbolicAddressError, array_address, relocated
+from ..protocol.subroutine import SymbolicAddressError, array_address, relocated, value_offset
 from .errors import MalformedSubroutineError, UnsupportedSubroutineError
 
 #: marker yielded by a subroutine that waits for array entries (entanglement results)
@@ -482,24 +482,9 @@ class SubroutineCache:
         ``set`` immediate (kind 'K') or array address (kind 'A') of ``ins``' class; None
         when it cannot be located (the class is then decoded command by command)."""
         ck = (type(ins), kind)
-        if ck in self._spans:
-            return self._spans[ck]
-
-        def variant(v: int) -> bytes:
-            if kind == "K":
-                return bytes(dataclasses.replace(ins, imm=Immediate(value=v)).serialize())
-            return bytes(relocated(ins, v).serialize())
-        off = None
-        try:
-            a, b = variant(0x01020304), variant(0x0A0B0C0D)
-            diff = [i for i in range(len(a)) if a[i] != b[i]]
-            if (len(diff) == 4 and diff == list(range(diff[0], diff[0] + 4))
-                    and a[diff[0]:diff[0] + 4] == (0x01020304).to_bytes(4, "little")):
-                off = diff[0]
-        except (TypeError, ValueError, AttributeError):
-            off = None
-        self._spans[ck] = off
-        return off
+        if ck not in self._spans:
+            self._spans[ck] = value_offset(ins)
+        return self._spans[ck]
 
     def _make_template(self, body: bytes, instrs: list, kinds: list, values: list,
                        key: tuple, addrs: tuple) -> None:
@@ -551,16 +536,17 @@ class SubroutineCache:
         for j, row in enumerate(t.val_rows):
             chunk = body[row * COMMAND_BYTES:(row + 1) * COMMAND_BYTES]
             hit = cmds.get(chunk)
-            if hit is None:
-                try:
-                    ins = self._deserializer.deserialize_command(chunk)
-                except Exception:  # noqa: BLE001 - the full decoder names the error
-                    return None
-                hit = (ins, *_shape_token(ins))
-                if hit[3] != vals[j] or len(cmds) >= 8 * self.max_entries:
-                    return None
-                cmds[chunk] = hit
-            instrs[row] = hit[0]
+            if hit is not None:
+                instrs[row] = hit[0]
+                continue
+            try:  # a new value (array addresses mostly are): its command alone, not cached
+                ins = self._deserializer.deserialize_command(chunk)
+                got = ins.imm.value if isinstance(ins, core.SetInstruction) else array_address(ins)
+            except Exception:  # noqa: BLE001 - the full decoder names the error
+                return None
+            if got != vals[j]:
+                return None
+            instrs[row] = ins
         return instrs, t.key, tuple(vals[j] for j in t.k_pos), tuple(slots)
 
     def get(self, raw: bytes) -> tuple[CompiledSubroutine, int]:
