@@ -396,6 +396,10 @@ def _mod(m: int) -> int:
     return m
 
 
+#: templates kept per layout of command ids (e.g. one program's S2 with each rotation)
+TEMPLATES_PER_LAYOUT = 32
+
+
 @dataclass(frozen=True)
 class _Template:
     """How to decode a subroutine of known commands (:meth:`SubroutineCache._decode_known`):
@@ -430,7 +434,8 @@ class SubroutineCache:
         self._shapes: dict[tuple, CompiledSubroutine] = {}
         self._deserializer = Deserializer(flavour)
         self._spans: dict[tuple, int | None] = {}
-        self._templates: dict[bytes, _Template] = {}
+        #: command ids (one byte per command) -> templates of that layout, newest last
+        self._templates: dict[bytes, list[_Template]] = {}
         #: misses decoded through a known subroutine's template (:meth:`_decode_known`)
         self.known_decodes = 0
         self._lock = threading.Lock()
@@ -508,28 +513,31 @@ class SubroutineCache:
         ci = np.array(const_idx, dtype=np.intp)
         arr = np.frombuffer(body, dtype=np.uint8)
         slot_of = {a: s for s, a in enumerate(addrs)}
-        self._templates[body[0::COMMAND_BYTES]] = _Template(
+        same_ids = self._templates.setdefault(body[0::COMMAND_BYTES], [])
+        if len(same_ids) >= TEMPLATES_PER_LAYOUT:
+            same_ids.pop(0)
+        same_ids.append(_Template(
             ci, arr[ci].tobytes(), np.array([list(r) for r in val_idx], dtype=np.intp)
             .reshape(-1, 4), tuple(val_rows), tuple(k_pos), tuple(a_pos),
-            tuple(slot_of[values[val_rows[j]]] for j in a_pos), key, list(instrs))
+            tuple(slot_of[values[val_rows[j]]] for j in a_pos), key, list(instrs)))
 
     def _decode_known(self, body: bytes) -> tuple[list, tuple, tuple, tuple] | None:
         """:meth:`_decode` for a subroutine whose commands equal a decoded one's up to
         their ``set`` immediates and array addresses (and whose addresses repeat in the
         same pattern): the values are read at their byte offsets, only the commands that
         carry one are looked up. None: not such a subroutine."""
-        t = self._templates.get(body[0::COMMAND_BYTES])
-        if t is None:
-            return None
         arr = np.frombuffer(body, dtype=np.uint8)
-        if arr[t.const_idx].tobytes() != t.const_bytes:
-            return None
-        vals = arr[t.val_idx].view("<i4").ravel().tolist() if len(t.val_rows) else []
-        slots: dict[int, int] = {}
-        pattern = []
-        for j in t.a_pos:
-            pattern.append(slots.setdefault(vals[j], len(slots)))
-        if tuple(pattern) != t.slot_pattern:
+        for t in self._templates.get(body[0::COMMAND_BYTES], ()):
+            if arr[t.const_idx].tobytes() != t.const_bytes:
+                continue
+            vals = arr[t.val_idx].view("<i4").ravel().tolist() if len(t.val_rows) else []
+            slots: dict[int, int] = {}
+            pattern = []
+            for j in t.a_pos:
+                pattern.append(slots.setdefault(vals[j], len(slots)))
+            if tuple(pattern) == t.slot_pattern:
+                break
+        else:
             return None
         instrs = list(t.instrs)
         cmds = self._commands
