@@ -64,3 +64,25 @@ def test_zygote_and_fresh_interpreter_give_the_same_bytes(monkeypatch):
     monkeypatch.setenv(LAUNCH_ENV, "exec")
     fresh = run()
     assert forked == fresh
+
+
+def test_the_zygote_ends_with_its_runner(tmp_path):
+    """A runner that goes away (here: its process exits while a CNPU it started still
+    blocks) leaves no zygote behind."""
+    import sys
+    os.mkfifo(tmp_path / "directory")
+    code = ("from qnodeos_hw.runner import cnpu_launcher as c\n"
+            f"p = c.start_cnpu(['--directory', {str(tmp_path / 'directory')!r}, '--programs', '{{}}'])\n"
+            "print(c._launcher._proc.pid, p.pid, flush=True)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True).stdout.split()
+    zygote, child = int(out[0]), int(out[1])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and os.path.exists(f"/proc/{zygote}"):
+        with open(f"/proc/{zygote}/stat") as fp:
+            if fp.read().split()[2] == "Z":
+                break
+        time.sleep(0.05)
+    alive = os.path.exists(f"/proc/{zygote}") and open(f"/proc/{zygote}/stat").read().split()[2] != "Z"
+    os.kill(child, 9)  # the blocked CNPU itself: ours to clean up
+    assert not alive

@@ -14,7 +14,8 @@ module): ``{"id", "argv", "env", "cwd", "out", "err"}`` -> ``{"id", "pid"}`` (or
 ``{"id", "error"}``) and, when the child ends, ``{"pid", "returncode"}`` (negative: the
 signal that ended it, as :class:`subprocess.Popen` reports it). The zygote is
 single-threaded (it forks from a process with no other threads), exits when its stdin
-closes (its runner went away), and runs only the CNPU program: a request names nothing
+closes (its runner went away; children still running are then reaped by init), and runs
+only the CNPU program: a request names nothing
 but that program's arguments.
 
 :func:`start_cnpu` returns a :class:`subprocess.Popen`-like handle (``pid``, ``poll``,
@@ -33,7 +34,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from typing import Any
 
 #: environment variable: ``exec`` starts CNPUs as fresh interpreters (no zygote)
@@ -250,12 +250,8 @@ def _zygote() -> int:
     stdin = sys.stdin.buffer
     buf = b""
     open_input = True
-    while open_input or children:
-        if open_input:
-            ready = select.select([stdin], [], [], 0.01)[0]
-        else:
-            time.sleep(0.01)
-            ready = []
+    while open_input:  # the runner gone, nobody wants the children's ends: init reaps them
+        ready = select.select([stdin], [], [], 0.01)[0]
         if ready:
             chunk = os.read(stdin.fileno(), 65536)
             if not chunk:
