@@ -249,6 +249,8 @@ class QNPU:
         self.procs: dict[int, Process] = {}
         self._by_app: dict[int, Process] = {}
         self._conns: dict[int, _Conn] = {}
+        #: (subroutine bytes, whether it measures) of the last :meth:`_may_measure` asked
+        self._measures_memo: tuple[bytes, bool] | None = None
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()  # C: cheap put/get across threads
         self._next_pid = 1
         self._next_cid = 1
@@ -391,10 +393,16 @@ class QNPU:
         """Whether ``proc``'s next run may measure (a resumed subroutine: assume so)."""
         if proc.current is not None or not proc.pending:
             return True
+        raw = proc.pending[0][1]
+        memo = self._measures_memo
+        if memo is not None and memo[0] is raw:  # asked again while it waits for its turn
+            return memo[1]
         try:
-            return self.cache.get(proc.pending[0][1])[0].measures
+            measures = self.cache.get(raw)[0].measures
         except QNPUError:
-            return False  # it will fail without touching a qubit
+            measures = False  # it will fail without touching a qubit
+        self._measures_memo = (raw, measures)
+        return measures
 
     def _take_turn(self, now: int) -> bool:
         """Whether the shared clock gave this QNPU the turn for an ordered run at ``now``
