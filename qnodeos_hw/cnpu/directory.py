@@ -37,7 +37,8 @@ class NetworkDirectory:
     keys of one node's pairs, for that node's CNPU process: it cannot speak as
     another node). Without keys (an old directory) the token stands in for them.
     ``qnpu_keys``: node -> the key its QNPU's end-node API asks programs to prove
-    (:mod:`qnodeos_hw.protocol.api_auth`; nodes started by hand), absent: none asked."""
+    (:mod:`qnodeos_hw.protocol.api_auth`; every network the runner starts, and nodes
+    started by hand), absent: none asked."""
 
     nodes: dict[str, NodeEntry] = field(default_factory=dict)
     roles: dict[str, str] = field(default_factory=dict)

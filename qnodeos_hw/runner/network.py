@@ -30,6 +30,7 @@ from ..qnpu.peer_tcp import TcpPeerBus
 from ..qnpu.peers import LocalPeerBus
 from ..qnpu.qnpu import QNPU, QNPUConfig
 from ..qnpu.server import QNPUServer
+from .api_server import AuthenticatedQNPUServer
 from ..protocol.trace import Trace, load_jsonl
 from ..timebase import ClockServer, LatencyModel, TimeCoordinator, load_latency_model
 from ..cnpu.directory import NetworkDirectory, NodeEntry
@@ -198,6 +199,7 @@ class SimulatedNetwork:
             wall_scale = 1.0
         built = factory.make_nodes(list(node_names)) if hasattr(factory, "make_nodes") else {}
         self._built = built
+        api_keys: dict[str, str] = {}
         for name in node_names:
             if built:
                 clock, driver = built[name].clock, built[name].qdriver
@@ -218,7 +220,8 @@ class SimulatedNetwork:
                         np.random.default_rng(rng.integers(2**63)), clock=clock,
                         peers=self.peers, coordinator=self.coordinator, progress=progress)
             qport, cport = settings.ports.get(name, (0, 0))
-            server = QNPUServer(qnpu, settings.host, qport)
+            api_keys[name] = secrets.token_hex(16)  # programs must prove it (api_auth)
+            server = AuthenticatedQNPUServer(qnpu, api_keys[name].encode(), settings.host, qport)
             if name in settings.external_cnpus:
                 hub, classical = None, (settings.host, cport or _free_port(settings.host))
             else:
@@ -227,7 +230,8 @@ class SimulatedNetwork:
             self.nodes[name] = Node(name, ids[name], clock, driver, qnpu, server, hub, classical)
         self.directory = NetworkDirectory(
             {n.name: NodeEntry(n.name, n.node_id, n.server.address, n.classical, flavour)
-             for n in self.nodes.values()}, dict(roles or {}), time_info, self.token)
+             for n in self.nodes.values()}, dict(roles or {}), time_info, self.token,
+            qnpu_keys=api_keys)
 
     def expect_programs(self, roles: list[str]) -> None:
         """Modelled time: the shared clock waits for these programs' first reports."""

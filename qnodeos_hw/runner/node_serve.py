@@ -120,7 +120,7 @@ class NodeProcess:
                              np.random.default_rng(seeds[s.node]), clock=self.built.clock,
                              peers=self.peers, coordinator=self.coordinator,
                              progress=getattr(self.built, "progress", None))
-            if s.api_key:  # started by hand: programs prove the network's credential
+            if s.api_key:  # programs prove the key (runner-started: its own; by hand: derived)
                 from .api_server import AuthenticatedQNPUServer
                 self.server = AuthenticatedQNPUServer(self.qnpu, s.api_key.encode(), s.host,
                                                       s.qnpu_port)

@@ -230,6 +230,8 @@ def run_per_node(programs: dict[str, dict], factory: Any, settings: NetworkSetti
     modelled = settings.time_mode == "modelled"
     token = secrets.token_hex(16)
     physics_key = secrets.token_hex(16)
+    #: per node: the key its end-node API asks programs to prove (protocol.api_auth)
+    api_keys = {n: secrets.token_hex(16) for n in names}
     peer_keys = {f"{a}|{b}": secrets.token_hex(16) for i, a in enumerate(names) for b in names[i + 1:]}
     latency: LatencyModel | None = None
     coordinator: TimeCoordinator | None = None
@@ -276,7 +278,8 @@ def run_per_node(programs: dict[str, dict], factory: Any, settings: NetworkSetti
                     clock=tuple(clock_server.address) if clock_server else None,  # type: ignore[arg-type]
                     token=token, peer_keys={k: v for k, v in peer_keys.items() if n in k.split("|")},
                     settings=st, build=build, links=mine, physics_key=physics_key,
-                    trace_file=os.path.join(tmp, f"trace-node-{n}.jsonl"))
+                    trace_file=os.path.join(tmp, f"trace-node-{n}.jsonl"),
+                    api_key=api_keys[n])
                 f = os.path.join(tmp, f"node-{n}.json")
                 write_private(f, ns.to_json())
                 c = _Child(f"node {n}", [sys.executable, "-m", "qnodeos_hw.runner.node_serve",
@@ -290,7 +293,7 @@ def run_per_node(programs: dict[str, dict], factory: Any, settings: NetworkSetti
             directory = NetworkDirectory(
                 {n: NodeEntry(n, i, tuple(ready[n]["qnpu"]),  # type: ignore[arg-type]
                               (settings.host, _free_port(settings.host)), flavour)
-                 for i, n in enumerate(names)}, roles, time_info, token)
+                 for i, n in enumerate(names)}, roles, time_info, token, qnpu_keys=api_keys)
             net = ProcessNetwork(settings, directory, trace, coordinator, latency, ready, links,
                                  pids={n: c.proc.pid for n, c in node_children.items()})
             if on_started is not None:
