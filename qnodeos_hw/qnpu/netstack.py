@@ -144,6 +144,8 @@ class RequestBoard:
         self.node = node
         self._sockets: dict[tuple[int, str], int] = {}  # (id, remote) -> remote id
         self._requests: dict[int, EntRequest] = {}
+        #: :meth:`heads`, until a request is added or this node finishes one
+        self._heads: tuple[EntRequest, ...] | None = None
 
     # sockets ------------------------------------------------------------------------------
     def open_socket(self, sid: int, remote: str, remote_sid: int) -> None:
@@ -166,6 +168,7 @@ class RequestBoard:
     # requests -----------------------------------------------------------------------------
     def add(self, r: EntRequest) -> None:
         self._requests[r.rid] = r
+        self._heads = None
 
     def get(self, rid: int) -> EntRequest | None:
         return self._requests.get(rid)
@@ -174,8 +177,12 @@ class RequestBoard:
         """This node (the receiver) has the socket open that the creator's request names."""
         return self._sockets.get((r.receiver_socket, r.creator)) == r.creator_socket
 
-    def heads(self) -> list[EntRequest]:
-        """The first unfinished request of each link (in (post time, creator, rid) order)."""
+    def heads(self) -> tuple[EntRequest, ...]:
+        """The first unfinished request of each link (in (post time, creator, rid) order;
+        a request's order never changes, so the answer holds until :meth:`add` or
+        :meth:`finish` by this node)."""
+        if self._heads is not None:
+            return self._heads
         best: dict[str, EntRequest] = {}
         for r in self._requests.values():
             if self.node in r.finished:
@@ -184,10 +191,12 @@ class RequestBoard:
             h = best.get(peer)
             if h is None or r.order < h.order:
                 best[peer] = r
-        return sorted(best.values(), key=lambda r: r.order)
+        self._heads = tuple(sorted(best.values(), key=lambda r: r.order))
+        return self._heads
 
     def finish(self, r: EntRequest, node: str) -> None:
         r.finished.add(node)
+        self._heads = None
         if {r.creator, r.receiver} <= r.finished:
             self._requests.pop(r.rid, None)
 
